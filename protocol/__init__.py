@@ -1,0 +1,1 @@
+"""The daytrade wire protocol: request parsing, typed commands, replies and error codes (no I/O)."""

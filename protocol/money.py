@@ -1,0 +1,31 @@
+"""Money on the wire is dollars with at most two decimals; inside, it is always integer cents."""
+
+from __future__ import annotations
+
+import re
+
+# [0-9] (never \d) so that only ASCII digits pass; fullmatch so that a trailing "\n" cannot.
+_AMOUNT = re.compile(r"([0-9]{1,10})(?:\.([0-9]{1,2}))?")
+
+
+def parse_cents(text: str) -> int | None:
+    """Return the amount in cents, or None when `text` is not `^[0-9]{1,10}(\\.[0-9]{1,2})?$`.
+
+    Zero parses (to 0); whether zero is allowed is the caller's rule.
+    """
+    m = _AMOUNT.fullmatch(text)
+    if m is None:
+        return None
+    whole, frac = m.groups()
+    if frac is None:
+        return int(whole) * 100
+    if len(frac) == 1:
+        return int(whole) * 100 + int(frac) * 10
+    return int(whole) * 100 + int(frac)
+
+
+def format_cents(cents: int) -> str:
+    """Format integer cents as a dollar string with exactly two decimals (`-` for negatives)."""
+    sign = "-" if cents < 0 else ""
+    whole, frac = divmod(abs(cents), 100)
+    return f"{sign}{whole}.{frac:02d}"

@@ -1,0 +1,267 @@
+"""Parse one request line into a typed command, or raise the typed error that says what is wrong.
+
+Accepted forms (PROTOCOL.md): `[txn] CMD,args`, `$ CMD,args` (a workload line; no txn), and plain
+`CMD,args`; a trailing `\\r`, trailing spaces and spaces around fields are ignored, except in
+passwords, which are everything after the second comma, untrimmed. Command names are
+case-insensitive ASCII; arguments are case-sensitive.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from protocol import commands as c
+from protocol.errors import (
+    BadAmount,
+    BadFilename,
+    BadPassword,
+    BadSymbol,
+    BadTxn,
+    BadUserId,
+    LineTooLong,
+    MalformedLine,
+    ProtocolError,
+    UnknownCommand,
+    WrongArity,
+)
+from protocol.money import parse_cents
+
+MAX_LINE_BYTES = 1024
+MAX_FILENAME = 255
+_USER = re.compile(r"[A-Za-z0-9_]{1,32}")
+_SYMBOL = re.compile(r"[A-Z]{1,3}")
+_DIGITS = re.compile(r"[0-9]{1,18}")
+_FIELD_SPACE = " \t"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def parse_request(line: bytes | str) -> c.Command:
+    """Parse one request line (with or without its line ending) into a command."""
+    if isinstance(line, bytes):
+        if line.endswith(b"\n"):
+            line = line[:-1]
+        if len(line) > MAX_LINE_BYTES + 1 or (
+            len(line) == MAX_LINE_BYTES + 1 and not line.endswith(b"\r")
+        ):
+            raise LineTooLong(f"request line longer than {MAX_LINE_BYTES} bytes")
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            raise MalformedLine("request line is not valid UTF-8") from None
+    else:
+        text = line
+        if text.endswith("\n"):
+            text = text[:-1]
+        if len(text) > MAX_LINE_BYTES and len(text.encode("utf-8", "surrogatepass")) > (
+            MAX_LINE_BYTES + text.endswith("\r")
+        ):
+            raise LineTooLong(f"request line longer than {MAX_LINE_BYTES} bytes")
+    if text.endswith("\r"):
+        text = text[:-1]
+    txn, body = _split_prefix(text)
+    name, sep, rest = body.partition(",")
+    name = name.strip(_FIELD_SPACE)
+    if not name:
+        raise MalformedLine("empty request line", txn=txn)
+    if not name.isascii():
+        raise UnknownCommand(f"unknown command {_quote(name)}", txn=txn)
+    name = name.upper()
+    builder = _BUILDERS.get(name)
+    if builder is None:
+        raise UnknownCommand(f"unknown command {_quote(name)}", txn=txn)
+    try:
+        return builder(rest if sep else None, txn)
+    except ProtocolError as exc:
+        exc.txn = txn
+        exc.command = name
+        raise
+
+
+def _split_prefix(text: str) -> tuple[int | None, str]:
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0:
+            raise MalformedLine("unterminated [txn] prefix")
+        digits = text[1:end].strip(_FIELD_SPACE)
+        if not _DIGITS.fullmatch(digits) or int(digits) <= 0:
+            raise MalformedLine(f"txn must be a positive integer, got {_quote(digits)}")
+        return int(digits), text[end + 1 :]
+    if text.startswith("$ "):
+        return None, text[2:]
+    return None, text
+
+
+def _quote(value: str, limit: int = 40) -> str:
+    """Quote a rejected field for an error message: repr escapes control characters."""
+    if len(value) > limit:
+        value = value[:limit] + "..."
+    return repr(value)
+
+
+# --- field validators ---------------------------------------------------------------------------
+
+
+def _user(text: str) -> str:
+    value = text.strip(_FIELD_SPACE)
+    if _USER.fullmatch(value) is None:
+        raise BadUserId(f"user id must match [A-Za-z0-9_]{{1,32}}, got {_quote(value)}")
+    return value
+
+
+def _symbol(text: str, user: str) -> str:
+    value = text.strip(_FIELD_SPACE)
+    if _SYMBOL.fullmatch(value) is None:
+        raise BadSymbol(f"stock symbol must be 1-3 capital letters, got {_quote(value)}", user=user)
+    return value
+
+
+def _amount(text: str, user: str | None, what: str = "amount") -> int:
+    value = text.strip(_FIELD_SPACE)
+    cents = parse_cents(value)
+    if cents is None:
+        raise BadAmount(
+            f"{what} must be dollars with at most two decimals, got {_quote(value)}", user=user
+        )
+    if cents <= 0:
+        raise BadAmount(f"{what} must be greater than zero, got {_quote(value)}", user=user)
+    return cents
+
+
+def _fields(name: str, rest: str | None, count: int, usage: str) -> list[str]:
+    fields = [] if rest is None else rest.split(",")
+    if len(fields) != count:
+        raise WrongArity(f"{name} takes {usage} ({count} argument{'s' * (count != 1)}), "
+                         f"got {len(fields)}")
+    return fields
+
+
+def _password(text: str, user: str) -> str:
+    if not 8 <= len(text) <= 128:
+        raise BadPassword("password must be 8 to 128 characters", user=user)
+    return text
+
+
+def _filename(text: str, user: str | None) -> str:
+    value = text.strip(_FIELD_SPACE)
+    if not value or len(value) > MAX_FILENAME or _CONTROL.search(value):
+        raise BadFilename(f"bad DUMPLOG filename {_quote(value)}", user=user)
+    return value
+
+
+# --- one builder per command ------------------------------------------------------------------
+
+Builder = Callable[[str | None, int | None], c.Command]
+
+
+def _user_symbol_amount(cls: type, what: str = "amount") -> Builder:
+    usage = f"user, symbol, {what}"
+
+    def build(rest: str | None, txn: int | None) -> c.Command:
+        user_f, sym_f, amount_f = _fields(cls.NAME, rest, 3, usage)
+        user = _user(user_f)
+        return cls(user, _symbol(sym_f, user), _amount(amount_f, user, what), txn)
+
+    return build
+
+
+def _user_symbol(cls: type) -> Builder:
+    def build(rest: str | None, txn: int | None) -> c.Command:
+        user_f, sym_f = _fields(cls.NAME, rest, 2, "user, symbol")
+        user = _user(user_f)
+        return cls(user, _symbol(sym_f, user), txn)
+
+    return build
+
+
+def _user_only(cls: type) -> Builder:
+    def build(rest: str | None, txn: int | None) -> c.Command:
+        (user_f,) = _fields(cls.NAME, rest, 1, "user")
+        return cls(_user(user_f), txn)
+
+    return build
+
+
+def _no_args(cls: type) -> Builder:
+    def build(rest: str | None, txn: int | None) -> c.Command:
+        if rest is not None and rest.strip(_FIELD_SPACE):
+            raise WrongArity(f"{cls.NAME} takes no arguments")
+        return cls(txn)
+
+    return build
+
+
+def _add(rest: str | None, txn: int | None) -> c.Command:
+    user_f, amount_f = _fields("ADD", rest, 2, "user, amount")
+    user = _user(user_f)
+    return c.Add(user, _amount(amount_f, user), txn)
+
+
+def _display_summary(rest: str | None, txn: int | None) -> c.Command:
+    fields = [] if rest is None else rest.split(",")
+    if len(fields) not in (1, 2):
+        raise WrongArity(f"DISPLAY_SUMMARY takes user [, before_txn], got {len(fields)} arguments")
+    user = _user(fields[0])
+    before = None
+    if len(fields) == 2:
+        digits = fields[1].strip(_FIELD_SPACE)
+        if not _DIGITS.fullmatch(digits) or int(digits) <= 0:
+            raise BadTxn(f"before_txn must be a positive integer, got {_quote(digits)}", user=user)
+        before = int(digits)
+    return c.DisplaySummary(user, before, txn)
+
+
+def _dumplog(rest: str | None, txn: int | None) -> c.Command:
+    fields = [] if rest is None else rest.split(",")
+    if len(fields) == 1:
+        return c.DumpLog(_filename(fields[0], None), None, txn)
+    if len(fields) == 2:
+        user = _user(fields[0])
+        return c.DumpLog(_filename(fields[1], user), user, txn)
+    raise WrongArity(f"DUMPLOG takes [user,] filename, got {len(fields)} arguments")
+
+
+def _credentials(cls: type) -> Builder:
+    def build(rest: str | None, txn: int | None) -> c.Command:
+        if rest is None or "," not in rest:
+            raise WrongArity(f"{cls.NAME} takes user, password")
+        user_f, password = rest.split(",", 1)
+        user = _user(user_f)
+        return cls(user, _password(password, user), txn)
+
+    return build
+
+
+def _auth(rest: str | None, txn: int | None) -> c.Command:
+    (token,) = _fields("AUTH", rest, 1, "token")
+    token = token.strip(_FIELD_SPACE)
+    if not token or len(token) > 256:
+        raise MalformedLine("AUTH takes the operator token")
+    return c.Auth(token, txn)
+
+
+_BUILDERS: dict[str, Builder] = {
+    "ADD": _add,
+    "QUOTE": _user_symbol(c.Quote),
+    "BUY": _user_symbol_amount(c.Buy),
+    "SELL": _user_symbol_amount(c.Sell),
+    "SET_BUY_AMOUNT": _user_symbol_amount(c.SetBuyAmount),
+    "SET_SELL_AMOUNT": _user_symbol_amount(c.SetSellAmount),
+    "SET_BUY_TRIGGER": _user_symbol_amount(c.SetBuyTrigger, "price"),
+    "SET_SELL_TRIGGER": _user_symbol_amount(c.SetSellTrigger, "price"),
+    "COMMIT_BUY": _user_only(c.CommitBuy),
+    "CANCEL_BUY": _user_only(c.CancelBuy),
+    "COMMIT_SELL": _user_only(c.CommitSell),
+    "CANCEL_SELL": _user_only(c.CancelSell),
+    "CANCEL_SET_BUY": _user_symbol(c.CancelSetBuy),
+    "CANCEL_SET_SELL": _user_symbol(c.CancelSetSell),
+    "DISPLAY_SUMMARY": _display_summary,
+    "DUMPLOG": _dumplog,
+    "AUTH": _auth,
+    "LOGIN": _credentials(c.Login),
+    "PASSWD": _credentials(c.Passwd),
+    "WATCH": _user_only(c.Watch),
+    "STATS": _no_args(c.Stats),
+    "PING": _no_args(c.Ping),
+    "QUIT": _no_args(c.Quit),
+}

@@ -1,0 +1,110 @@
+"""Replies and pushed events as JSON lines: encode on the server, decode in clients.
+
+A reply is `{"txn":..,"cmd":..,"ok":true,"result":{..}}` or
+`{"txn":..,"cmd":..,"ok":false,"error":{"code":..,"message":..}}`, with `"replayed":true` added when
+a retried txn returns its stored reply. A pushed event carries `"event"` instead of `"ok"`.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from protocol.errors import ErrorCode, ProtocolError
+
+_encoder = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True)
+_encode = _encoder.encode
+
+#: Pushed event names.
+TRIGGER_FIRED = "trigger_fired"
+PENDING_EXPIRED = "pending_expired"
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """The answer to one request."""
+
+    txn: int | None
+    cmd: str | None
+    ok: bool
+    result: dict[str, Any] | None = None
+    code: ErrorCode | None = None
+    message: str | None = None
+    replayed: bool = False
+
+    def to_json(self) -> str:
+        """The reply as one JSON line without its newline."""
+        if self.ok:
+            obj: dict[str, Any] = {"txn": self.txn, "cmd": self.cmd, "ok": True,
+                                   "result": self.result if self.result is not None else {}}
+        else:
+            obj = {"txn": self.txn, "cmd": self.cmd, "ok": False,
+                   "error": {"code": str(self.code), "message": self.message or ""}}
+        if self.replayed:
+            obj["replayed"] = True
+        return _encode(obj)
+
+    def as_replayed(self) -> Reply:
+        return Reply(self.txn, self.cmd, self.ok, self.result, self.code, self.message, True)
+
+
+def ok(txn: int | None, cmd: str, result: dict[str, Any]) -> Reply:
+    return Reply(txn, cmd, True, result)
+
+
+def error(txn: int | None, cmd: str | None, code: ErrorCode, message: str) -> Reply:
+    return Reply(txn, cmd, False, None, code, message)
+
+
+def error_from(exc: ProtocolError) -> Reply:
+    """The reply to a line that failed to parse."""
+    return Reply(exc.txn, exc.command, False, None, exc.code, exc.message)
+
+
+@dataclass(frozen=True, slots=True)
+class PushedEvent:
+    """An unsolicited server event such as `trigger_fired` or `pending_expired`."""
+
+    event: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return _encode({"event": self.event, **self.data})
+
+
+class DecodeError(ValueError):
+    """A server line that is not a well-formed reply or event."""
+
+
+def decode(line: str | bytes) -> Reply | PushedEvent:
+    """Decode one server line (clients use this)."""
+    try:
+        obj = json.loads(line)
+    except ValueError as exc:
+        raise DecodeError(f"not JSON: {exc}") from None
+    if not isinstance(obj, dict):
+        raise DecodeError("not a JSON object")
+    if "event" in obj:
+        name = obj.pop("event")
+        if not isinstance(name, str):
+            raise DecodeError("event name is not a string")
+        return PushedEvent(name, obj)
+    if "ok" not in obj:
+        raise DecodeError("neither a reply nor an event")
+    txn = obj.get("txn")
+    cmd = obj.get("cmd")
+    replayed = bool(obj.get("replayed", False))
+    if obj["ok"] is True:
+        result = obj.get("result")
+        if not isinstance(result, dict):
+            raise DecodeError("ok reply without a result object")
+        return Reply(txn, cmd, True, result, replayed=replayed)
+    err = obj.get("error")
+    if not isinstance(err, dict) or "code" not in err:
+        raise DecodeError("error reply without an error object")
+    try:
+        code = ErrorCode(err["code"])
+    except ValueError:
+        raise DecodeError(f"unknown error code {err['code']!r}") from None
+    return Reply(txn, cmd, False, None, code, str(err.get("message", "")), replayed)

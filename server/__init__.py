@@ -1,0 +1,1 @@
+"""The daytrade server: Twisted gateway, shard workers, quotes, store and audit."""

@@ -1,0 +1,1 @@
+"""Shards: the pure trading engine and the worker process around it."""

@@ -1,0 +1,103 @@
+"""One user's trading state, and its plain-dict form for the store.
+
+The transactions list is kept in memory for DISPLAY_SUMMARY but persisted apart from the document
+(appended rows), so that a commit writes only what changed.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from server.shards.audit_events import TxRecord
+
+#: How many state-changing replies are kept per user for idempotent retries (PROTOCOL.md).
+RECENT_REPLIES = 16
+PENDING_LIFETIME_MS = 60_000
+
+
+@dataclass(slots=True)
+class Pending:
+    """A BUY or SELL waiting for its COMMIT or CANCEL."""
+
+    txn: int
+    symbol: str
+    shares: int
+    price: int
+    created_at: int
+
+    @property
+    def expires_at(self) -> int:
+        return self.created_at + PENDING_LIFETIME_MS
+
+
+@dataclass(slots=True)
+class BuyTrigger:
+    reserved: int  # cents held out of cash
+    price: int | None = None  # armed when set
+
+
+@dataclass(slots=True)
+class SellTrigger:
+    amount: int  # cents the user wants to sell for
+    price: int | None = None
+    reserved_shares: int = 0
+
+
+@dataclass(slots=True)
+class Account:
+    """The state of one user. Mutated only by the engine of the shard that owns the user."""
+
+    user: str
+    cash: int = 0
+    holdings: dict[str, int] = field(default_factory=dict)
+    pending_buys: list[Pending] = field(default_factory=list)
+    pending_sells: list[Pending] = field(default_factory=list)
+    buy_triggers: dict[str, BuyTrigger] = field(default_factory=dict)
+    sell_triggers: dict[str, SellTrigger] = field(default_factory=dict)
+    transactions: list[TxRecord] = field(default_factory=list)
+    #: Highest txn of a state-changing command answered for this user.
+    last_txn: int = 0
+    #: (txn, canonical line, reply JSON) of the newest state-changing commands.
+    recent: deque[tuple[int, str, str]] = field(default_factory=lambda: deque(maxlen=RECENT_REPLIES))
+    #: Counter of this user's audit events (AuditEvent.seq).
+    event_seq: int = 0
+    #: Bumped on every persisted change, so a replayed commit can be recognised as stale.
+    version: int = 0
+
+    def to_doc(self) -> dict[str, Any]:
+        """The state without its transactions, as JSON-compatible plain data."""
+        return {
+            "user": self.user,
+            "cash": self.cash,
+            "holdings": dict(self.holdings),
+            "pending_buys": [[p.txn, p.symbol, p.shares, p.price, p.created_at]
+                             for p in self.pending_buys],
+            "pending_sells": [[p.txn, p.symbol, p.shares, p.price, p.created_at]
+                              for p in self.pending_sells],
+            "buy_triggers": {s: [t.reserved, t.price] for s, t in self.buy_triggers.items()},
+            "sell_triggers": {s: [t.amount, t.price, t.reserved_shares]
+                              for s, t in self.sell_triggers.items()},
+            "last_txn": self.last_txn,
+            "recent": [list(r) for r in self.recent],
+            "event_seq": self.event_seq,
+            "version": self.version,
+        }
+
+    @classmethod
+    def from_doc(cls, doc: dict[str, Any], transactions: list[TxRecord] | None = None) -> Account:
+        return cls(
+            user=doc["user"],
+            cash=doc["cash"],
+            holdings={s: n for s, n in doc["holdings"].items()},
+            pending_buys=[Pending(*p) for p in doc["pending_buys"]],
+            pending_sells=[Pending(*p) for p in doc["pending_sells"]],
+            buy_triggers={s: BuyTrigger(*t) for s, t in doc["buy_triggers"].items()},
+            sell_triggers={s: SellTrigger(*t) for s, t in doc["sell_triggers"].items()},
+            transactions=list(transactions or []),
+            last_txn=doc["last_txn"],
+            recent=deque((tuple(r) for r in doc["recent"]), maxlen=RECENT_REPLIES),
+            event_seq=doc["event_seq"],
+            version=doc["version"],
+        )

@@ -1,0 +1,58 @@
+"""Audit events (the rows of DUMPLOG) and transaction records, as immutable tuples.
+
+NamedTuples rather than dataclasses: the engine makes several per command on the hot path.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+USER_COMMAND = "userCommand"
+QUOTE_SERVER = "quoteServer"
+ACCOUNT_TRANSACTION = "accountTransaction"
+SYSTEM_EVENT = "systemEvent"
+ERROR_EVENT = "errorEvent"
+DEBUG_EVENT = "debugEvent"
+EVENT_KINDS = (USER_COMMAND, QUOTE_SERVER, ACCOUNT_TRANSACTION, SYSTEM_EVENT, ERROR_EVENT,
+               DEBUG_EVENT)
+
+
+class AuditEvent(NamedTuple):
+    """One element of the audit log (logfile.xsd). Money and prices are integer cents.
+
+    Events sort by (txn, user, seq): `seq` is the user's own event counter, so the events of one
+    command keep their order, and a pending entry's later expiry sorts after the command itself.
+    `user` is None only for lines whose user id failed validation (seq is then the shard's).
+    """
+
+    kind: str
+    txn: int
+    seq: int
+    timestamp: int  # Unix ms
+    server: str
+    user: str | None
+    command: str | None = None
+    symbol: str | None = None
+    funds: int | None = None  # cents
+    filename: str | None = None
+    price: int | None = None  # quoteServer: cents
+    quote_time: int | None = None  # quoteServer: quoteServerTime
+    cryptokey: str | None = None
+    action: str | None = None  # accountTransaction: "add" | "remove"
+    message: str | None = None  # errorEvent errorMessage / debugEvent debugMessage
+
+
+class TxRecord(NamedTuple):
+    """One change of a user's cash or shares (COMMANDS.md `transactions`)."""
+
+    txn: int
+    time: int
+    kind: str  # add, buy_reserve, buy_commit, buy_release, sell_reserve, ...
+    symbol: str | None
+    shares: int
+    price: int | None  # cents per share
+    cash_delta: int  # cents; + to cash, - from cash
+
+
+TX_KINDS = ("add", "buy_reserve", "buy_commit", "buy_release", "sell_reserve", "sell_commit",
+            "sell_release", "trigger_reserve", "trigger_release", "trigger_fill")
