@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 
 
-class ErrorCode(str, Enum):
+class ErrorCode(StrEnum):
     """Every error code a reply can carry (PROTOCOL.md)."""
 
     BAD_REQUEST = "bad_request"

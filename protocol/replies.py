@@ -21,9 +21,9 @@ TRIGGER_FIRED = "trigger_fired"
 PENDING_EXPIRED = "pending_expired"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class Reply:
-    """The answer to one request."""
+    """The answer to one request. Its JSON form is computed once and cached."""
 
     txn: int | None
     cmd: str | None
@@ -35,6 +35,9 @@ class Reply:
 
     def to_json(self) -> str:
         """The reply as one JSON line without its newline."""
+        cached = self.__dict__.get("_json")
+        if cached is not None:
+            return cached
         if self.ok:
             obj: dict[str, Any] = {"txn": self.txn, "cmd": self.cmd, "ok": True,
                                    "result": self.result if self.result is not None else {}}
@@ -43,7 +46,9 @@ class Reply:
                    "error": {"code": str(self.code), "message": self.message or ""}}
         if self.replayed:
             obj["replayed"] = True
-        return _encode(obj)
+        text = _encode(obj)
+        self.__dict__["_json"] = text  # frozen dataclass: bypass __setattr__ for the cache only
+        return text
 
     def as_replayed(self) -> Reply:
         return Reply(self.txn, self.cmd, self.ok, self.result, self.code, self.message, True)

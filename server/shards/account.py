@@ -59,12 +59,15 @@ class Account:
     transactions: list[TxRecord] = field(default_factory=list)
     #: Highest txn of a state-changing command answered for this user.
     last_txn: int = 0
-    #: (txn, canonical line, reply JSON) of the newest state-changing commands.
-    recent: deque[tuple[int, str, str]] = field(default_factory=lambda: deque(maxlen=RECENT_REPLIES))
+    #: (txn, canonical line, Reply or its JSON) of the newest state-changing commands.
+    recent: deque[tuple[int, str, Any]] = field(
+        default_factory=lambda: deque(maxlen=RECENT_REPLIES))
     #: Counter of this user's audit events (AuditEvent.seq).
     event_seq: int = 0
     #: Bumped on every persisted change, so a replayed commit can be recognised as stale.
     version: int = 0
+    #: How many of `transactions` the store already holds (not persisted: derived on load).
+    persisted_tx: int = field(default=0, compare=False)
 
     def to_doc(self) -> dict[str, Any]:
         """The state without its transactions, as JSON-compatible plain data."""
@@ -80,7 +83,8 @@ class Account:
             "sell_triggers": {s: [t.amount, t.price, t.reserved_shares]
                               for s, t in self.sell_triggers.items()},
             "last_txn": self.last_txn,
-            "recent": [list(r) for r in self.recent],
+            "recent": [[t, line, r if isinstance(r, str) else r.to_json()]
+                       for t, line, r in self.recent],
             "event_seq": self.event_seq,
             "version": self.version,
         }
@@ -100,4 +104,5 @@ class Account:
             recent=deque((tuple(r) for r in doc["recent"]), maxlen=RECENT_REPLIES),
             event_seq=doc["event_seq"],
             version=doc["version"],
+            persisted_tx=len(transactions or ()),
         )

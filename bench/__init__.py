@@ -1,0 +1,1 @@
+"""The benchmark harness: workload files, offline engine replay, and the server replay."""

@@ -1,0 +1,1 @@
+"""The `daytrade` console script: one dispatcher that reaches every part, lazily."""

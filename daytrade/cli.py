@@ -1,0 +1,40 @@
+"""`daytrade <subcommand>`: the one module that imports every part, and only when asked.
+
+Each subcommand's module is imported on use, so `daytrade replay` never loads Twisted and
+`daytrade up` never loads Textual.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+#: subcommand -> (module, function taking argv and returning an exit code, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
+    "replay": ("bench.offline", "main",
+               "replay a workload through parser + engine in one process (no server)"),
+    "quotes": ("server.quotes.simulator", "main", "run the legacy quote-server simulator"),
+}
+
+
+def usage() -> str:
+    width = max(len(name) for name in SUBCOMMANDS)
+    rows = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, _, help_) in SUBCOMMANDS.items())
+    return f"usage: daytrade <command> [options]\n\ncommands:\n{rows}\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write(usage())
+        return 0
+    entry = SUBCOMMANDS.get(args[0])
+    if entry is None:
+        sys.stderr.write(f"daytrade: unknown command {args[0]!r}\n\n{usage()}")
+        return 2
+    module, func, _ = entry
+    return int(getattr(importlib.import_module(module), func)(args[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

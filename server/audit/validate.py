@@ -1,0 +1,71 @@
+"""Check a DUMPLOG file against the course schema (protocol/logfile.xsd) with lxml.
+
+A first pass validates while streaming, clearing each event once read, so memory stays flat for a
+multi-gigabyte log. Only when that pass fails, and the file is small enough to hold as a tree, does a
+second pass collect every error with its line number.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import os
+from pathlib import Path
+
+from lxml import etree
+
+#: Files up to this size get a full error list with line numbers when they fail.
+FULL_REPORT_MAX_BYTES = 64 * 1024 * 1024
+MAX_ERRORS = 100
+
+
+@functools.cache
+def log_schema() -> etree.XMLSchema:
+    """The packaged logfile.xsd, parsed once."""
+    source = importlib.resources.files("protocol").joinpath("logfile.xsd").read_bytes()
+    return etree.XMLSchema(etree.fromstring(source))
+
+
+def validate_log(path: str | os.PathLike[str], *, max_errors: int = MAX_ERRORS) -> list[str]:
+    """Schema and well-formedness errors in the log at `path`; an empty list when it is valid."""
+    path = Path(path)
+    streamed = _stream_validate(path)
+    if streamed is None:
+        return []
+    if path.stat().st_size > FULL_REPORT_MAX_BYTES:
+        return [streamed]
+    return _full_validate(path, max_errors) or [streamed]
+
+
+def _stream_validate(path: Path) -> str | None:
+    """None when valid, else the first error (libxml2's streaming validator stops there)."""
+    schema = log_schema()
+    events = 0
+    try:
+        for _, element in etree.iterparse(str(path), events=("end",), schema=schema,
+                                          huge_tree=True, resolve_entities=False,
+                                          no_network=True):
+            if element.getparent() is not None and element.getparent().getparent() is None:
+                # A finished event: drop it and its finished siblings from the tree.
+                events += 1
+                element.clear()
+                parent = element.getparent()
+                while element.getprevious() is not None:
+                    del parent[0]
+    except etree.XMLSyntaxError as exc:
+        return f"after event {events}: {exc.msg}"
+    except OSError as exc:
+        return f"cannot read {path}: {exc}"
+    return None
+
+
+def _full_validate(path: Path, max_errors: int) -> list[str]:
+    parser = etree.XMLParser(huge_tree=True, resolve_entities=False, no_network=True)
+    try:
+        tree = etree.parse(str(path), parser)
+    except etree.XMLSyntaxError as exc:
+        return [f"line {exc.lineno}: {exc.msg}"]
+    schema = log_schema()
+    if schema.validate(tree):
+        return []
+    return [f"line {e.line}: {e.message}" for e in list(schema.error_log)[:max_errors]]

@@ -1,0 +1,1 @@
+"""Quotes: the legacy quote-server client, its simulator, and the Redis-backed quote cache."""

@@ -1,0 +1,245 @@
+"""Client of the legacy quote server: one TCP connection per request, a timeout, and hedging.
+
+A fetch opens a connection and sends `SYM,user\\n`. If no valid reply has come after
+`hedge_after` seconds (or the attempt failed), a second, identical request goes out on a new
+connection; the first valid reply wins and the other attempt is aborted. The fetch fails with
+QuoteUnavailable when every attempt failed or `timeout` seconds passed. Replies are parsed strictly
+(`parse_quote_reply`): anything unexpected counts as a failed attempt.
+"""
+
+from __future__ import annotations
+
+import re
+
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IConnector, IDelayedCall, IReactorTCP, IReactorTime
+from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.python.failure import Failure
+
+from protocol.money import parse_cents
+from protocol.quote import PriceQuote
+from server.quotes.errors import QuoteUnavailable
+
+_TIMESTAMP = re.compile(r"[0-9]{1,16}")
+_MAX_REPLY = 1024
+
+
+class BadQuoteReply(ValueError):
+    """A reply line that is not a valid quote for the request."""
+
+
+def parse_quote_reply(line: bytes, symbol: str, user: str) -> PriceQuote:
+    """The quote in `line` (without its `\\n`; a trailing `\\r` is allowed), or BadQuoteReply.
+
+    The line must be `price,SYM,user,timestamp_ms,cryptokey` with the requested symbol and user,
+    a price `^[0-9]{1,10}(\\.[0-9]{1,2})?$` above zero, an integer timestamp and a non-empty
+    cryptokey free of control characters.
+    """
+    if line.endswith(b"\r"):
+        line = line[:-1]
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        raise BadQuoteReply("reply is not UTF-8") from None
+    fields = text.split(",")
+    if len(fields) != 5:
+        raise BadQuoteReply(f"reply has {len(fields)} fields, not 5")
+    price_text, got_symbol, got_user, time_text, key = fields
+    if got_symbol != symbol:
+        raise BadQuoteReply(f"reply is for symbol {got_symbol!r}, not {symbol!r}")
+    if got_user != user:
+        raise BadQuoteReply(f"reply is for user {got_user!r}, not {user!r}")
+    price = parse_cents(price_text)
+    if price is None or price <= 0:
+        raise BadQuoteReply(f"bad price {price_text!r}")
+    if not _TIMESTAMP.fullmatch(time_text):
+        raise BadQuoteReply(f"bad timestamp {time_text!r}")
+    if not key or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in key):
+        raise BadQuoteReply("empty cryptokey or one with control characters")
+    return PriceQuote(symbol, price, int(time_text), key, user, fresh=True)
+
+
+class LegacyQuoteClient:
+    """Fetches quotes from the legacy quote server at host:port.
+
+    Counters: `fetches` (calls of `fetch`), `requests_sent` (connections opened, hedges
+    included), `failures` (fetches that ended in QuoteUnavailable).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        timeout: float = 5.0,
+        hedge_after: float = 0.05,
+        max_requests: int = 2,
+        reactor: IReactorTCP | None = None,
+    ) -> None:
+        if reactor is None:
+            from twisted.internet import reactor as default_reactor
+
+            reactor = default_reactor  # type: ignore[assignment]
+        self.host = host
+        self.port = port
+        self.timeout = timeout
+        self.hedge_after = hedge_after
+        self.max_requests = max_requests
+        self._reactor = reactor
+        self.fetches = 0
+        self.requests_sent = 0
+        self.failures = 0
+
+    def fetch(self, symbol: str, user: str) -> Deferred[PriceQuote]:
+        """One fresh quote (fresh=True) for `symbol` in the name of `user`.
+
+        Fails with QuoteUnavailable. Cancelling the Deferred aborts every attempt.
+        """
+        self.fetches += 1
+        return _Fetch(self, symbol, user).result
+
+    def _connect(self, factory: ClientFactory) -> IConnector:
+        self.requests_sent += 1
+        return self._reactor.connectTCP(self.host, self.port, factory, timeout=self.timeout)
+
+
+class _Fetch:
+    """One fetch: its attempts, the hedge timer and the overall timeout."""
+
+    def __init__(self, client: LegacyQuoteClient, symbol: str, user: str) -> None:
+        self._client = client
+        self.symbol = symbol
+        self.user = user
+        self.request = f"{symbol},{user}\n".encode()
+        self.result: Deferred[PriceQuote] = Deferred(self._cancel)
+        self._attempts: list[_Attempt] = []
+        self._failed = 0
+        self._last_error = "no attempt finished"
+        clock: IReactorTime = client._reactor  # type: ignore[assignment]
+        self._deadline: IDelayedCall | None = clock.callLater(client.timeout, self._time_out)
+        self._hedge: IDelayedCall | None = None
+        self._clock = clock
+        self._start_attempt()
+
+    def _start_attempt(self) -> None:
+        attempt = _Attempt(self)
+        self._attempts.append(attempt)
+        attempt.connector = self._client._connect(attempt)
+        if len(self._attempts) < self._client.max_requests and not self.result.called:
+            self._hedge = self._clock.callLater(self._client.hedge_after, self._hedge_now)
+
+    def _hedge_now(self) -> None:
+        self._hedge = None
+        self._start_attempt()
+
+    def attempt_succeeded(self, attempt: _Attempt, quote: PriceQuote) -> None:
+        if self.result.called:
+            return
+        self._finish(attempt)
+        self.result.callback(quote)
+
+    def attempt_failed(self, attempt: _Attempt, error: str) -> None:
+        if self.result.called:
+            return
+        self._failed += 1
+        self._last_error = error
+        if self._hedge is not None:  # don't wait for the hedge timer: try again now
+            self._hedge.cancel()
+            self._hedge = None
+            self._start_attempt()
+        elif self._failed == len(self._attempts):
+            self._fail(f"all {self._failed} requests failed; last: {error}")
+
+    def _time_out(self) -> None:
+        self._deadline = None
+        self._fail(f"no valid reply within {self._client.timeout:g} s; last: {self._last_error}")
+
+    def _fail(self, reason: str) -> None:
+        self._finish(None)
+        self._client.failures += 1
+        self.result.errback(Failure(QuoteUnavailable(self.symbol, reason)))
+
+    def _finish(self, winner: _Attempt | None) -> None:
+        for delayed in (self._deadline, self._hedge):
+            if delayed is not None and delayed.active():
+                delayed.cancel()
+        self._deadline = self._hedge = None
+        for attempt in self._attempts:
+            if attempt is not winner:
+                attempt.abort()
+
+    def _cancel(self, _: Deferred[PriceQuote]) -> None:
+        # Deferred.cancel then errbacks the result with CancelledError.
+        self._finish(None)
+
+
+class _Attempt(ClientFactory):
+    """One connection of a fetch: sends the request, reads one line."""
+
+    def __init__(self, fetch: _Fetch) -> None:
+        self.fetch = fetch
+        self.connector: IConnector | None = None
+        self.protocol_instance: _QuoteReply | None = None
+        self.done = False
+
+    def buildProtocol(self, addr: object) -> _QuoteReply:
+        self.protocol_instance = _QuoteReply(self)
+        return self.protocol_instance
+
+    def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
+        self.finish_failed(f"cannot connect: {reason.getErrorMessage()}")
+
+    def finish_ok(self, quote: PriceQuote) -> None:
+        if not self.done:
+            self.done = True
+            self.fetch.attempt_succeeded(self, quote)
+
+    def finish_failed(self, error: str) -> None:
+        if not self.done:
+            self.done = True
+            self.fetch.attempt_failed(self, error)
+
+    def abort(self) -> None:
+        self.done = True
+        proto = self.protocol_instance
+        if proto is not None and proto.transport is not None:
+            proto.transport.abortConnection()
+        elif self.connector is not None:
+            self.connector.stopConnecting()
+
+
+class _QuoteReply(Protocol):
+    """Reads exactly one line; a close before its `\\n` or an over-long line fails the attempt."""
+
+    def __init__(self, attempt: _Attempt) -> None:
+        self._attempt = attempt
+        self._buffer = b""
+
+    def connectionMade(self) -> None:
+        self.transport.write(self._attempt.fetch.request)
+
+    def dataReceived(self, data: bytes) -> None:
+        if self._attempt.done:
+            return
+        self._buffer += data
+        end = self._buffer.find(b"\n")
+        if end < 0:
+            if len(self._buffer) > _MAX_REPLY:
+                self._attempt.finish_failed("reply too long")
+                self.transport.abortConnection()
+            return
+        line, rest = self._buffer[:end], self._buffer[end + 1 :]
+        fetch = self._attempt.fetch
+        try:
+            if rest:
+                raise BadQuoteReply("data after the reply line")
+            quote = parse_quote_reply(line, fetch.symbol, fetch.user)
+        except BadQuoteReply as e:
+            self._attempt.finish_failed(str(e))
+            self.transport.abortConnection()
+            return
+        self._attempt.finish_ok(quote)
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason: Failure = None) -> None:  # type: ignore[assignment]
+        self._attempt.finish_failed("connection closed before a complete reply")

@@ -1,0 +1,800 @@
+"""The pure trading engine: every rule of COMMANDS.md, with no sockets, database, clock or quotes.
+
+Time (`now`, Unix ms) and quotes come in as arguments; the engine answers with a `Reply` (or asks
+for what it lacks: `NeedQuote`, `DumpRequest`) and accumulates the effects to persist (changed
+accounts, new transaction records, audit events, pushed events), which the caller takes with
+`drain()` after a batch and commits before releasing the batch's replies.
+
+Choices the specification leaves open, made as a careful broker would:
+- Authorization is the gateway's job; the engine trusts that the caller may act for the user.
+- A failed state-changing command is stored for idempotency like a success (PROTOCOL.md: "errors
+  included") and advances the user's highest txn; a `stale_txn` or a replayed reply changes nothing.
+- Reads (QUOTE, DISPLAY_SUMMARY, DUMPLOG) are audited but never stored and never advance the txn.
+- DISPLAY_SUMMARY and DUMPLOG of a user with no account fail `unknown_user`, like every command but
+  ADD and QUOTE; a user who signed up (LOGIN) has an account with zeros and empty lists.
+- SELL with no free shares of the symbol fails `insufficient_shares` before any quote is fetched
+  (no price makes 0 shares worth a positive amount); BUY checks `cash >= amount` before the quote.
+- A pending entry's expiry is dated at its expiry time, whether the shard's timer or a later command
+  of the same user noticed it first.
+- A sweep quote that was a real quote-server hit is audited (`quoteServer`) under the txn of the
+  first firing it caused, or under a txn of its own when nothing fired (`audit_quote_hit`).
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+from protocol import commands as c
+from protocol.errors import ErrorCode
+from protocol.money import format_cents
+from protocol.quote import PriceQuote
+from protocol.replies import PENDING_EXPIRED, TRIGGER_FIRED, PushedEvent, Reply, decode
+from server.shards.account import Account, BuyTrigger, Pending, SellTrigger
+from server.shards.audit_events import (
+    ACCOUNT_TRANSACTION,
+    DEBUG_EVENT,
+    ERROR_EVENT,
+    QUOTE_SERVER,
+    SYSTEM_EVENT,
+    USER_COMMAND,
+    AuditEvent,
+    TxRecord,
+)
+
+SUMMARY_TRANSACTIONS = 20
+E = ErrorCode
+
+
+@dataclass(frozen=True, slots=True)
+class NeedQuote:
+    """The command needs a usable quote for `symbol`, asked for `user`; call again with it."""
+
+    symbol: str
+    user: str
+
+
+@dataclass(frozen=True, slots=True)
+class DumpRequest:
+    """DUMPLOG was audited; the caller writes the file (all users when `user` is None)."""
+
+    txn: int
+    user: str | None
+    filename: str
+
+
+class Effects(NamedTuple):
+    """What a batch changed: persisted together, then the replies and pushes are released."""
+
+    accounts: list[dict[str, Any]]
+    transactions: list[tuple[str, int, TxRecord]]
+    events: list[AuditEvent]
+    pushes: list[tuple[str, PushedEvent]]
+
+
+class _Failure(Exception):
+    """A rule said no: becomes an error reply and an errorEvent; nothing is changed."""
+
+    def __init__(self, code: ErrorCode, message: str) -> None:
+        self.code = code
+        self.message = message
+
+
+Outcome = Reply | NeedQuote | DumpRequest
+
+
+class Engine:
+    """The trading state of one shard's users and the rules that change it."""
+
+    def __init__(self, server: str = "shard-0") -> None:
+        self.server = server
+        self.accounts: dict[str, Account] = {}
+        self._events: list[AuditEvent] = []
+        self._dirty: dict[str, Account] = {}
+        self._pushes: list[tuple[str, PushedEvent]] = []
+        # (expires_at, user, txn): may hold entries already settled; those pop as no-ops.
+        self._expiries: list[tuple[int, str, int]] = []
+        # symbol -> users with an armed trigger (buy or sell) on it.
+        self._armed: dict[str, set[str]] = {}
+        self._handlers: dict[type, Callable[..., Outcome]] = {
+            c.Add: self._add,
+            c.Quote: self._quote,
+            c.Buy: self._buy,
+            c.CommitBuy: self._commit_buy,
+            c.CancelBuy: self._cancel_buy,
+            c.Sell: self._sell,
+            c.CommitSell: self._commit_sell,
+            c.CancelSell: self._cancel_sell,
+            c.SetBuyAmount: self._set_buy_amount,
+            c.SetBuyTrigger: self._set_buy_trigger,
+            c.CancelSetBuy: self._cancel_set_buy,
+            c.SetSellAmount: self._set_sell_amount,
+            c.SetSellTrigger: self._set_sell_trigger,
+            c.CancelSetSell: self._cancel_set_sell,
+            c.DisplaySummary: self._display_summary,
+            c.DumpLog: self._dumplog,
+        }
+
+    # --- accounts ---------------------------------------------------------------------------
+
+    def load(self, account: Account) -> None:
+        """Adopt an account read from the store (its pending entries and triggers included)."""
+        self.accounts[account.user] = account
+        for p in account.pending_buys:
+            heapq.heappush(self._expiries, (p.expires_at, account.user, p.txn))
+        for p in account.pending_sells:
+            heapq.heappush(self._expiries, (p.expires_at, account.user, p.txn))
+        for sym in account.buy_triggers:
+            self._update_armed(account, sym)
+        for sym in account.sell_triggers:
+            self._update_armed(account, sym)
+
+    def open_account(self, user: str, now: int) -> bool:
+        """Create an empty account (sign-up by LOGIN). False if it already exists."""
+        if user in self.accounts:
+            return False
+        acct = Account(user)
+        self.accounts[user] = acct
+        self._dirty[user] = acct
+        return True
+
+    # --- commands -----------------------------------------------------------------------------
+
+    def execute(self, cmd: c.TradingCommand, now: int, quote: PriceQuote | None = None) -> Outcome:
+        """Apply one trading command received at `now`. `cmd.txn` must be set.
+
+        Returns the reply, or `NeedQuote` (nothing changed; call again with a usable quote, or
+        with `quote_unavailable()` when none can be had), or `DumpRequest` for DUMPLOG.
+        """
+        txn = cmd.txn
+        if txn is None:
+            raise ValueError("the caller assigns a txn before the engine sees a command")
+        user = cmd.user
+        ctype = type(cmd)
+        acct = self.accounts.get(user) if user is not None else None
+        if acct is None:
+            if ctype is c.Quote:
+                return self._quote_without_account(cmd, txn, now, quote)
+            if ctype is c.DumpLog and user is None:
+                return self._dumplog_all(cmd, txn, now)
+            if ctype is not c.Add:
+                return self._fail_unlogged(cmd, txn, now, E.UNKNOWN_USER,
+                                           f"no account for user {user}")
+            acct = self.accounts[user] = Account(user)
+        else:
+            if acct.pending_buys or acct.pending_sells:
+                self._expire_account(acct, now)
+            if cmd.STATE_CHANGING and txn <= acct.last_txn:
+                return self._retry(acct, cmd, txn, now)
+        logged = False
+        try:
+            if ctype in _QUOTED:
+                precheck = _PRECHECKS.get(ctype)
+                if precheck is not None:
+                    precheck(acct, cmd)
+                if quote is None or quote.symbol != cmd.symbol or (
+                        quote is not _UNAVAILABLE and not quote.usable_at(now)):
+                    return NeedQuote(cmd.symbol, user)
+                self._user_command(acct, cmd, txn, now)
+                logged = True
+                if quote is _UNAVAILABLE:
+                    raise _Failure(E.QUOTE_UNAVAILABLE, f"no quote for {cmd.symbol} could be had")
+                self._emit_quote(acct, txn, now, cmd.NAME, quote)
+            else:
+                self._user_command(acct, cmd, txn, now)
+                logged = True
+            outcome = self._handlers[ctype](acct, cmd, txn, now, quote)
+        except _Failure as failure:
+            return self._fail(acct, cmd, txn, now, failure.code, failure.message, logged)
+        if cmd.STATE_CHANGING:
+            acct.last_txn = txn
+            acct.recent.append((txn, cmd.line(), outcome))
+        return outcome
+
+    def _retry(self, acct: Account, cmd: c.TradingCommand, txn: int, now: int) -> Reply:
+        line = cmd.line()
+        for stored_txn, stored_line, reply in acct.recent:
+            if stored_txn == txn and stored_line == line:
+                if isinstance(reply, str):
+                    reply = decode(reply)
+                return reply.as_replayed()
+        return self._fail(acct, cmd, txn, now, E.STALE_TXN,
+                          f"txn {txn} is not above {acct.last_txn}, the last one applied for "
+                          f"{acct.user}, and is not a retry of a stored command")
+
+    def _fail(self, acct: Account, cmd: c.TradingCommand, txn: int, now: int,
+              code: ErrorCode, message: str, logged: bool = False) -> Reply:
+        if not logged:
+            self._user_command(acct, cmd, txn, now)
+        self._emit(acct, ERROR_EVENT, txn, now, cmd.NAME, getattr(cmd, "symbol", None),
+                   _funds_of(cmd), getattr(cmd, "filename", None), message)
+        reply = Reply(txn, cmd.NAME, False, None, code, message)
+        if cmd.STATE_CHANGING and code is not E.STALE_TXN:
+            acct.last_txn = txn
+            acct.recent.append((txn, cmd.line(), reply))
+        return reply
+
+    def _fail_unlogged(self, cmd: c.TradingCommand, txn: int, now: int, code: ErrorCode,
+                       message: str) -> Reply:
+        """A failure for a user with no account: audited, but nowhere to store it."""
+        user = cmd.user
+        sym = getattr(cmd, "symbol", None)
+        funds = _funds_of(cmd)
+        fname = getattr(cmd, "filename", None)
+        self._events.append(AuditEvent(USER_COMMAND, txn, 0, now, self.server, user, cmd.NAME,
+                                       sym, funds, fname))
+        self._events.append(AuditEvent(ERROR_EVENT, txn, 1, now, self.server, user, cmd.NAME,
+                                       sym, funds, fname, message=message))
+        return Reply(txn, cmd.NAME, False, None, code, message)
+
+    def reject(self, command: str | None, user: str | None, txn: int, now: int, code: ErrorCode,
+               message: str) -> Reply:
+        """Audit a trading-command line that failed validation (the rejected field is only quoted
+        in `message`) and return its error reply. Changes no state."""
+        acct = self.accounts.get(user) if user is not None else None
+        if command is not None:
+            if acct is not None:
+                self._emit(acct, USER_COMMAND, txn, now, command)
+                self._emit(acct, ERROR_EVENT, txn, now, command, message=message)
+            else:
+                self._events.append(AuditEvent(USER_COMMAND, txn, 0, now, self.server, user,
+                                               command))
+                self._events.append(AuditEvent(ERROR_EVENT, txn, 1, now, self.server, user,
+                                               command, message=message))
+        return Reply(txn, command, False, None, code, message)
+
+    # --- the sixteen commands ------------------------------------------------------------------
+
+    def _add(self, acct: Account | None, cmd: c.Add, txn: int, now: int, quote: Any) -> Reply:
+        if acct is None:
+            acct = Account(cmd.user)
+            self.accounts[cmd.user] = acct
+        acct.cash += cmd.amount
+        self._cash_moved(acct, txn, now, "add", None, 0, None, cmd.amount)
+        return Reply(txn, "ADD", True, {"user": acct.user, "amount": format_cents(cmd.amount),
+                                        "cash": format_cents(acct.cash)})
+
+    def _quote(self, acct: Account, cmd: c.Quote, txn: int, now: int, quote: PriceQuote) -> Reply:
+        return _quote_reply(txn, now, quote)
+
+    def _quote_without_account(self, cmd: c.Quote, txn: int, now: int,
+                               quote: PriceQuote | None) -> Outcome:
+        if quote is None or quote.symbol != cmd.symbol or (quote is not _UNAVAILABLE
+                                                           and not quote.usable_at(now)):
+            return NeedQuote(cmd.symbol, cmd.user)
+        user = cmd.user
+        self._events.append(AuditEvent(USER_COMMAND, txn, 0, now, self.server, user, "QUOTE",
+                                       cmd.symbol))
+        if quote is _UNAVAILABLE:
+            message = f"no quote for {cmd.symbol} could be had"
+            self._events.append(AuditEvent(ERROR_EVENT, txn, 1, now, self.server, user, "QUOTE",
+                                           cmd.symbol, message=message))
+            return Reply(txn, "QUOTE", False, None, E.QUOTE_UNAVAILABLE, message)
+        self._events.append(_quote_event(self.server, txn, 1, now, user, "QUOTE", quote))
+        return _quote_reply(txn, now, quote)
+
+    def _buy(self, acct: Account, cmd: c.Buy, txn: int, now: int, quote: PriceQuote) -> Reply:
+        price = quote.price
+        shares = cmd.amount // price
+        if shares == 0:
+            raise _Failure(E.AMOUNT_TOO_SMALL, f"{format_cents(cmd.amount)} buys no share of "
+                                               f"{cmd.symbol} at {format_cents(price)}")
+        cost = shares * price
+        acct.cash -= cost
+        entry = Pending(txn, cmd.symbol, shares, price, now)
+        acct.pending_buys.append(entry)
+        heapq.heappush(self._expiries, (entry.expires_at, acct.user, txn))
+        self._cash_moved(acct, txn, now, "buy_reserve", cmd.symbol, shares, price, -cost)
+        return Reply(txn, "BUY", True, {
+            "symbol": cmd.symbol, "shares": shares, "price": format_cents(price),
+            "cost": format_cents(cost), "expires_at": entry.expires_at,
+            "cash": format_cents(acct.cash)})
+
+    def _commit_buy(self, acct: Account, cmd: c.CommitBuy, txn: int, now: int, quote: Any) -> Reply:
+        if not acct.pending_buys:
+            raise _Failure(E.NO_PENDING_BUY, "no pending BUY within the last 60 s")
+        entry = acct.pending_buys.pop()
+        held = acct.holdings.get(entry.symbol, 0) + entry.shares
+        acct.holdings[entry.symbol] = held
+        self._record(acct, txn, now, "buy_commit", entry.symbol, entry.shares, entry.price, 0)
+        return Reply(txn, "COMMIT_BUY", True, {
+            "symbol": entry.symbol, "shares": entry.shares, "price": format_cents(entry.price),
+            "cost": format_cents(entry.shares * entry.price), "holding": held,
+            "cash": format_cents(acct.cash)})
+
+    def _cancel_buy(self, acct: Account, cmd: c.CancelBuy, txn: int, now: int, quote: Any) -> Reply:
+        if not acct.pending_buys:
+            raise _Failure(E.NO_PENDING_BUY, "no pending BUY within the last 60 s")
+        entry = acct.pending_buys.pop()
+        cost = entry.shares * entry.price
+        acct.cash += cost
+        self._cash_moved(acct, txn, now, "buy_release", entry.symbol, entry.shares, entry.price,
+                         cost)
+        return Reply(txn, "CANCEL_BUY", True, {
+            "symbol": entry.symbol, "shares": entry.shares, "price": format_cents(entry.price),
+            "cost": format_cents(cost), "cash": format_cents(acct.cash)})
+
+    def _sell(self, acct: Account, cmd: c.Sell, txn: int, now: int, quote: PriceQuote) -> Reply:
+        held = acct.holdings.get(cmd.symbol, 0)
+        price = quote.price
+        if held * price < cmd.amount:
+            raise _Failure(E.INSUFFICIENT_SHARES,
+                           f"{held} shares of {cmd.symbol} at {format_cents(price)} are worth "
+                           f"less than {format_cents(cmd.amount)}")
+        shares = cmd.amount // price
+        if shares == 0:
+            raise _Failure(E.AMOUNT_TOO_SMALL, f"{format_cents(cmd.amount)} sells no share of "
+                                               f"{cmd.symbol} at {format_cents(price)}")
+        acct.holdings[cmd.symbol] = held - shares
+        entry = Pending(txn, cmd.symbol, shares, price, now)
+        acct.pending_sells.append(entry)
+        heapq.heappush(self._expiries, (entry.expires_at, acct.user, txn))
+        self._record(acct, txn, now, "sell_reserve", cmd.symbol, shares, price, 0)
+        return Reply(txn, "SELL", True, {
+            "symbol": cmd.symbol, "shares": shares, "price": format_cents(price),
+            "proceeds": format_cents(shares * price), "expires_at": entry.expires_at,
+            "holding": held - shares, "cash": format_cents(acct.cash)})
+
+    def _commit_sell(self, acct: Account, cmd: c.CommitSell, txn: int, now: int,
+                     quote: Any) -> Reply:
+        if not acct.pending_sells:
+            raise _Failure(E.NO_PENDING_SELL, "no pending SELL within the last 60 s")
+        entry = acct.pending_sells.pop()
+        proceeds = entry.shares * entry.price
+        acct.cash += proceeds
+        self._cash_moved(acct, txn, now, "sell_commit", entry.symbol, entry.shares, entry.price,
+                         proceeds)
+        return Reply(txn, "COMMIT_SELL", True, {
+            "symbol": entry.symbol, "shares": entry.shares, "price": format_cents(entry.price),
+            "proceeds": format_cents(proceeds), "cash": format_cents(acct.cash)})
+
+    def _cancel_sell(self, acct: Account, cmd: c.CancelSell, txn: int, now: int,
+                     quote: Any) -> Reply:
+        if not acct.pending_sells:
+            raise _Failure(E.NO_PENDING_SELL, "no pending SELL within the last 60 s")
+        entry = acct.pending_sells.pop()
+        held = acct.holdings.get(entry.symbol, 0) + entry.shares
+        acct.holdings[entry.symbol] = held
+        self._record(acct, txn, now, "sell_release", entry.symbol, entry.shares, entry.price, 0)
+        return Reply(txn, "CANCEL_SELL", True, {
+            "symbol": entry.symbol, "shares": entry.shares, "price": format_cents(entry.price),
+            "holding": held, "cash": format_cents(acct.cash)})
+
+    def _set_buy_amount(self, acct: Account, cmd: c.SetBuyAmount, txn: int, now: int,
+                        quote: Any) -> Reply:
+        trig = acct.buy_triggers.get(cmd.symbol)
+        old = trig.reserved if trig is not None else 0
+        if acct.cash + old < cmd.amount:
+            raise _Failure(E.INSUFFICIENT_FUNDS,
+                           f"SET_BUY_AMOUNT needs {format_cents(cmd.amount)}, cash with the old "
+                           f"reservation is {format_cents(acct.cash + old)}")
+        if trig is not None and trig.price is not None and cmd.amount < trig.price:
+            raise _Failure(E.AMOUNT_TOO_SMALL,
+                           f"{format_cents(cmd.amount)} is below the trigger price "
+                           f"{format_cents(trig.price)} of {cmd.symbol}")
+        if old:
+            acct.cash += old
+            self._cash_moved(acct, txn, now, "trigger_release", cmd.symbol, 0, None, old)
+        acct.cash -= cmd.amount
+        self._cash_moved(acct, txn, now, "trigger_reserve", cmd.symbol, 0, None, -cmd.amount)
+        if trig is None:
+            trig = acct.buy_triggers[cmd.symbol] = BuyTrigger(cmd.amount)
+        else:
+            trig.reserved = cmd.amount
+        return Reply(txn, "SET_BUY_AMOUNT", True, _buy_trigger_result(cmd.symbol, trig, acct))
+
+    def _set_buy_trigger(self, acct: Account, cmd: c.SetBuyTrigger, txn: int, now: int,
+                         quote: Any) -> Reply:
+        trig = acct.buy_triggers.get(cmd.symbol)
+        if trig is None:
+            raise _Failure(E.NO_BUY_AMOUNT, f"no SET_BUY_AMOUNT for {cmd.symbol}")
+        if trig.reserved < cmd.price:
+            raise _Failure(E.AMOUNT_TOO_SMALL,
+                           f"reserved {format_cents(trig.reserved)} is below the trigger price "
+                           f"{format_cents(cmd.price)}")
+        trig.price = cmd.price
+        self._update_armed(acct, cmd.symbol)
+        return Reply(txn, "SET_BUY_TRIGGER", True, _buy_trigger_result(cmd.symbol, trig, acct))
+
+    def _cancel_set_buy(self, acct: Account, cmd: c.CancelSetBuy, txn: int, now: int,
+                        quote: Any) -> Reply:
+        trig = acct.buy_triggers.get(cmd.symbol)
+        if trig is None:
+            raise _Failure(E.NO_BUY_AMOUNT, f"no SET_BUY_AMOUNT for {cmd.symbol}")
+        del acct.buy_triggers[cmd.symbol]
+        self._update_armed(acct, cmd.symbol)
+        acct.cash += trig.reserved
+        self._cash_moved(acct, txn, now, "trigger_release", cmd.symbol, 0, None, trig.reserved)
+        return Reply(txn, "CANCEL_SET_BUY", True, {
+            "symbol": cmd.symbol, "released": format_cents(trig.reserved),
+            "cash": format_cents(acct.cash)})
+
+    def _set_sell_amount(self, acct: Account, cmd: c.SetSellAmount, txn: int, now: int,
+                         quote: Any) -> Reply:
+        trig = acct.sell_triggers.get(cmd.symbol)
+        back = trig.reserved_shares if trig is not None else 0
+        free = acct.holdings.get(cmd.symbol, 0) + back
+        if free < 1:
+            raise _Failure(E.NO_HOLDING, f"no shares of {cmd.symbol}")
+        shares = 0
+        if trig is not None and trig.price is not None:
+            shares = cmd.amount // trig.price
+            if shares == 0:
+                raise _Failure(E.AMOUNT_TOO_SMALL,
+                               f"{format_cents(cmd.amount)} sells no share at the trigger price "
+                               f"{format_cents(trig.price)}")
+            if shares > free:
+                raise _Failure(E.INSUFFICIENT_SHARES,
+                               f"{shares} shares of {cmd.symbol} needed, {free} held")
+        if trig is None:
+            trig = acct.sell_triggers[cmd.symbol] = SellTrigger(cmd.amount)
+        else:
+            trig.amount = cmd.amount
+        self._rereserve_shares(acct, trig, cmd.symbol, back, shares, txn, now)
+        return Reply(txn, "SET_SELL_AMOUNT", True, _sell_trigger_result(cmd.symbol, trig, acct))
+
+    def _set_sell_trigger(self, acct: Account, cmd: c.SetSellTrigger, txn: int, now: int,
+                          quote: Any) -> Reply:
+        trig = acct.sell_triggers.get(cmd.symbol)
+        if trig is None:
+            raise _Failure(E.NO_SELL_AMOUNT, f"no SET_SELL_AMOUNT for {cmd.symbol}")
+        shares = trig.amount // cmd.price
+        if shares == 0:
+            raise _Failure(E.AMOUNT_TOO_SMALL, f"{format_cents(trig.amount)} sells no share at "
+                                               f"{format_cents(cmd.price)}")
+        back = trig.reserved_shares
+        free = acct.holdings.get(cmd.symbol, 0) + back
+        if shares > free:
+            raise _Failure(E.INSUFFICIENT_SHARES,
+                           f"{shares} shares of {cmd.symbol} needed, {free} held")
+        trig.price = cmd.price
+        self._rereserve_shares(acct, trig, cmd.symbol, back, shares, txn, now)
+        self._update_armed(acct, cmd.symbol)
+        return Reply(txn, "SET_SELL_TRIGGER", True, _sell_trigger_result(cmd.symbol, trig, acct))
+
+    def _rereserve_shares(self, acct: Account, trig: SellTrigger, symbol: str, back: int,
+                          shares: int, txn: int, now: int) -> None:
+        """Return the shares a sell trigger held, then hold `shares` (0: none) at its price."""
+        held = acct.holdings.get(symbol, 0)
+        if back:
+            held += back
+            self._record(acct, txn, now, "trigger_release", symbol, back, trig.price, 0)
+        if shares:
+            held -= shares
+            self._record(acct, txn, now, "trigger_reserve", symbol, shares, trig.price, 0)
+        acct.holdings[symbol] = held
+        trig.reserved_shares = shares
+
+    def _cancel_set_sell(self, acct: Account, cmd: c.CancelSetSell, txn: int, now: int,
+                         quote: Any) -> Reply:
+        trig = acct.sell_triggers.get(cmd.symbol)
+        if trig is None:
+            raise _Failure(E.NO_SELL_AMOUNT, f"no SET_SELL_AMOUNT for {cmd.symbol}")
+        del acct.sell_triggers[cmd.symbol]
+        self._update_armed(acct, cmd.symbol)
+        held = acct.holdings.get(cmd.symbol, 0) + trig.reserved_shares
+        if trig.reserved_shares:
+            acct.holdings[cmd.symbol] = held
+            self._record(acct, txn, now, "trigger_release", cmd.symbol, trig.reserved_shares,
+                         trig.price, 0)
+        return Reply(txn, "CANCEL_SET_SELL", True, {
+            "symbol": cmd.symbol, "released_shares": trig.reserved_shares, "holding": held,
+            "cash": format_cents(acct.cash)})
+
+    def _display_summary(self, acct: Account, cmd: c.DisplaySummary, txn: int, now: int,
+                         quote: Any) -> Reply:
+        return Reply(txn, "DISPLAY_SUMMARY", True, summary(acct, cmd.before_txn))
+
+    def _dumplog(self, acct: Account, cmd: c.DumpLog, txn: int, now: int,
+                 quote: Any) -> DumpRequest:
+        return DumpRequest(txn, cmd.user, cmd.filename)
+
+    def _dumplog_all(self, cmd: c.DumpLog, txn: int, now: int) -> DumpRequest:
+        self._events.append(AuditEvent(USER_COMMAND, txn, 0, now, self.server, None, "DUMPLOG",
+                                       None, None, cmd.filename))
+        return DumpRequest(txn, None, cmd.filename)
+
+    # --- expiry -------------------------------------------------------------------------------
+
+    def next_expiry(self) -> int | None:
+        """When the earliest pending entry may expire (Unix ms), for the shard's timer."""
+        return self._expiries[0][0] if self._expiries else None
+
+    def expire_due(self, now: int) -> int:
+        """Release every pending entry whose 60 s are over at `now`; returns how many."""
+        count = 0
+        heap = self._expiries
+        while heap and heap[0][0] <= now:
+            _, user, _ = heapq.heappop(heap)
+            acct = self.accounts.get(user)
+            if acct is not None:
+                count += self._expire_account(acct, now)
+        return count
+
+    def _expire_account(self, acct: Account, now: int) -> int:
+        count = 0
+        for stack, is_buy in ((acct.pending_buys, True), (acct.pending_sells, False)):
+            if not stack or min(p.expires_at for p in stack) > now:
+                continue
+            alive = []
+            for entry in stack:
+                if entry.expires_at > now:
+                    alive.append(entry)
+                    continue
+                count += 1
+                self._release(acct, entry, is_buy)
+            stack[:] = alive
+        return count
+
+    def _release(self, acct: Account, entry: Pending, is_buy: bool) -> None:
+        at = entry.expires_at
+        if is_buy:
+            cost = entry.shares * entry.price
+            acct.cash += cost
+            self._cash_moved(acct, entry.txn, at, "buy_release", entry.symbol, entry.shares,
+                             entry.price, cost)
+        else:
+            held = acct.holdings.get(entry.symbol, 0) + entry.shares
+            acct.holdings[entry.symbol] = held
+            self._record(acct, entry.txn, at, "sell_release", entry.symbol, entry.shares,
+                         entry.price, 0)
+        self._pushes.append((acct.user, PushedEvent(PENDING_EXPIRED, {
+            "user": acct.user, "side": "buy" if is_buy else "sell", "txn": entry.txn,
+            "symbol": entry.symbol, "shares": entry.shares, "price": format_cents(entry.price),
+            "cash": format_cents(acct.cash)})))
+
+    # --- triggers -----------------------------------------------------------------------------
+
+    def armed_symbols(self) -> dict[str, str]:
+        """Each symbol with an armed trigger, and a user to ask the quote server in the name of."""
+        return {sym: min(users) for sym, users in self._armed.items()}
+
+    def fire_triggers(self, quote: PriceQuote, now: int, next_txn: Callable[[], int]) -> int:
+        """Fire every armed trigger on `quote.symbol` that the quote crosses; returns how many.
+
+        A fresh (quote-server hit) quote is audited under the first firing's txn; when nothing
+        fires the caller audits it with `audit_quote_hit`.
+        """
+        users = self._armed.get(quote.symbol)
+        if not users or not quote.usable_at(now):
+            return 0
+        fired = 0
+        price = quote.price
+        for user in sorted(users):
+            acct = self.accounts[user]
+            btrig = acct.buy_triggers.get(quote.symbol)
+            if btrig is not None and btrig.price is not None and price <= btrig.price:
+                txn = next_txn()
+                if fired == 0 and quote.fresh:
+                    self._emit_quote(acct, txn, now, "SET_BUY_TRIGGER", quote)
+                self._fill_buy(acct, quote.symbol, btrig, price, txn, now)
+                fired += 1
+            strig = acct.sell_triggers.get(quote.symbol)
+            if (strig is not None and strig.price is not None and strig.reserved_shares
+                    and price >= strig.price):
+                txn = next_txn()
+                if fired == 0 and quote.fresh:
+                    self._emit_quote(acct, txn, now, "SET_SELL_TRIGGER", quote)
+                self._fill_sell(acct, quote.symbol, strig, price, txn, now)
+                fired += 1
+            self._update_armed(acct, quote.symbol)
+        return fired
+
+    def audit_quote_hit(self, quote: PriceQuote, now: int, txn: int) -> None:
+        """Audit a real quote-server hit made for the sweep when it fired nothing."""
+        acct = self.accounts.get(quote.user)
+        if acct is not None:
+            self._emit_quote(acct, txn, now, "QUOTE", quote)
+        else:
+            self._events.append(_quote_event(self.server, txn, 0, now, quote.user, "QUOTE", quote))
+
+    def _fill_buy(self, acct: Account, symbol: str, trig: BuyTrigger, price: int, txn: int,
+                  now: int) -> None:
+        shares = trig.reserved // price
+        spent = shares * price
+        refund = trig.reserved - spent
+        del acct.buy_triggers[symbol]
+        acct.holdings[symbol] = acct.holdings.get(symbol, 0) + shares
+        self._emit(acct, SYSTEM_EVENT, txn, now, "SET_BUY_TRIGGER", symbol, spent)
+        acct.cash += refund
+        self._record(acct, txn, now, "trigger_fill", symbol, shares, price, refund)
+        if refund:
+            self._emit(acct, ACCOUNT_TRANSACTION, txn, now, None, None, refund, action="add")
+        self._pushes.append((acct.user, PushedEvent(TRIGGER_FIRED, {
+            "user": acct.user, "txn": txn, "side": "buy", "symbol": symbol, "shares": shares,
+            "price": format_cents(price), "amount": format_cents(spent),
+            "refund": format_cents(refund), "cash": format_cents(acct.cash)})))
+
+    def _fill_sell(self, acct: Account, symbol: str, trig: SellTrigger, price: int, txn: int,
+                   now: int) -> None:
+        shares = trig.reserved_shares
+        proceeds = shares * price
+        del acct.sell_triggers[symbol]
+        self._emit(acct, SYSTEM_EVENT, txn, now, "SET_SELL_TRIGGER", symbol, proceeds)
+        acct.cash += proceeds
+        self._cash_moved(acct, txn, now, "trigger_fill", symbol, -shares, price, proceeds)
+        self._pushes.append((acct.user, PushedEvent(TRIGGER_FIRED, {
+            "user": acct.user, "txn": txn, "side": "sell", "symbol": symbol, "shares": shares,
+            "price": format_cents(price), "amount": format_cents(proceeds),
+            "cash": format_cents(acct.cash)})))
+
+    def _update_armed(self, acct: Account, symbol: str) -> None:
+        b = acct.buy_triggers.get(symbol)
+        s = acct.sell_triggers.get(symbol)
+        armed = (b is not None and b.price is not None) or (
+            s is not None and s.price is not None and s.reserved_shares > 0)
+        users = self._armed.get(symbol)
+        if armed:
+            if users is None:
+                self._armed[symbol] = {acct.user}
+            else:
+                users.add(acct.user)
+        elif users is not None:
+            users.discard(acct.user)
+            if not users:
+                del self._armed[symbol]
+
+    # --- effects ------------------------------------------------------------------------------
+
+    def drain(self) -> Effects:
+        """Take the effects accumulated since the last drain (the caller commits them)."""
+        docs = []
+        txs: list[tuple[str, int, TxRecord]] = []
+        for acct in self._dirty.values():
+            acct.version += 1
+            docs.append(acct.to_doc())
+            start = acct.persisted_tx
+            user = acct.user
+            txs.extend((user, i, acct.transactions[i]) for i in range(start,
+                                                                         len(acct.transactions)))
+            acct.persisted_tx = len(acct.transactions)
+        effects = Effects(docs, txs, self._events, self._pushes)
+        self._dirty = {}
+        self._events = []
+        self._pushes = []
+        return effects
+
+    def has_effects(self) -> bool:
+        return bool(self._dirty or self._events or self._pushes)
+
+    # --- audit helpers ------------------------------------------------------------------------
+
+    def _emit(self, acct: Account, kind: str, txn: int, now: int, command: str | None = None,
+              symbol: str | None = None, funds: int | None = None, filename: str | None = None,
+              message: str | None = None, action: str | None = None) -> None:
+        seq = acct.event_seq = acct.event_seq + 1
+        self._events.append(AuditEvent(kind, txn, seq, now, self.server, acct.user, command,
+                                       symbol, funds, filename, None, None, None, action, message))
+        self._dirty[acct.user] = acct
+
+    def _user_command(self, acct: Account, cmd: c.TradingCommand, txn: int, now: int) -> None:
+        seq = acct.event_seq = acct.event_seq + 1
+        self._events.append(AuditEvent(USER_COMMAND, txn, seq, now, self.server, acct.user,
+                                       cmd.NAME, getattr(cmd, "symbol", None), _funds_of(cmd),
+                                       getattr(cmd, "filename", None)))
+        self._dirty[acct.user] = acct
+
+    def _emit_quote(self, acct: Account, txn: int, now: int, command: str,
+                    quote: PriceQuote) -> None:
+        seq = acct.event_seq = acct.event_seq + 1
+        self._events.append(_quote_event(self.server, txn, seq, now, acct.user, command, quote))
+        self._dirty[acct.user] = acct
+
+    def _record(self, acct: Account, txn: int, now: int, kind: str, symbol: str | None,
+                shares: int, price: int | None, cash_delta: int) -> None:
+        acct.transactions.append(TxRecord(txn, now, kind, symbol, shares, price, cash_delta))
+        self._dirty[acct.user] = acct
+
+    def _cash_moved(self, acct: Account, txn: int, now: int, kind: str, symbol: str | None,
+                    shares: int, price: int | None, cash_delta: int) -> None:
+        """Record a change of cash and audit it as an accountTransaction."""
+        self._record(acct, txn, now, kind, symbol, shares, price, cash_delta)
+        self._emit(acct, ACCOUNT_TRANSACTION, txn, now, None, None, abs(cash_delta),
+                   action="add" if cash_delta > 0 else "remove")
+
+
+# --- module helpers ---------------------------------------------------------------------------
+
+#: Passed as the quote when none could be had: the command then fails `quote_unavailable`.
+_UNAVAILABLE = PriceQuote("", 1, 0, "", "")
+
+
+def quote_unavailable() -> PriceQuote:
+    """The marker quote meaning "the quote service could not answer in time"."""
+    return _UNAVAILABLE
+
+
+def _buy_precheck(acct: Account, cmd: c.Buy) -> None:
+    if acct.cash < cmd.amount:
+        raise _Failure(E.INSUFFICIENT_FUNDS,
+                       f"BUY needs {format_cents(cmd.amount)}, cash is {format_cents(acct.cash)}")
+
+
+def _sell_precheck(acct: Account, cmd: c.Sell) -> None:
+    if acct.holdings.get(cmd.symbol, 0) == 0:
+        raise _Failure(E.INSUFFICIENT_SHARES, f"no free shares of {cmd.symbol} to sell")
+
+
+#: Commands that need a quote, and the checks they pass before one is fetched.
+_QUOTED = frozenset({c.Quote, c.Buy, c.Sell})
+_PRECHECKS: dict[type, Callable[[Account, Any], None]] = {c.Buy: _buy_precheck,
+                                                         c.Sell: _sell_precheck}
+
+
+def _funds_of(cmd: c.TradingCommand) -> int | None:
+    amount = getattr(cmd, "amount", None)
+    return amount if amount is not None else getattr(cmd, "price", None)
+
+
+def _quote_event(server: str, txn: int, seq: int, now: int, user: str | None, command: str,
+                 quote: PriceQuote) -> AuditEvent:
+    if quote.fresh:
+        return AuditEvent(QUOTE_SERVER, txn, seq, now, server, quote.user, None, quote.symbol,
+                          None, None, quote.price, quote.quote_time, quote.cryptokey)
+    return AuditEvent(DEBUG_EVENT, txn, seq, now, server, user, command, quote.symbol,
+                      message=f"cached quote {quote.symbol} {format_cents(quote.price)} "
+                              f"quoteServerTime {quote.quote_time} cryptokey {quote.cryptokey}")
+
+
+def _quote_reply(txn: int, now: int, quote: PriceQuote) -> Reply:
+    return Reply(txn, "QUOTE", True, {
+        "symbol": quote.symbol, "price": format_cents(quote.price), "quote_time": quote.quote_time,
+        "cryptokey": quote.cryptokey, "age_ms": max(0, now - quote.quote_time)})
+
+
+def _buy_trigger_result(symbol: str, trig: BuyTrigger, acct: Account) -> dict[str, Any]:
+    return {"symbol": symbol, "reserved": format_cents(trig.reserved),
+            "trigger_price": None if trig.price is None else format_cents(trig.price),
+            "cash": format_cents(acct.cash)}
+
+
+def _sell_trigger_result(symbol: str, trig: SellTrigger, acct: Account) -> dict[str, Any]:
+    return {"symbol": symbol, "amount": format_cents(trig.amount),
+            "trigger_price": None if trig.price is None else format_cents(trig.price),
+            "reserved_shares": trig.reserved_shares, "holding": acct.holdings.get(symbol, 0),
+            "cash": format_cents(acct.cash)}
+
+
+def _tx_json(t: TxRecord) -> dict[str, Any]:
+    return {"txn": t.txn, "time": t.time, "kind": t.kind, "symbol": t.symbol, "shares": t.shares,
+            "price": None if t.price is None else format_cents(t.price),
+            "cash_delta": format_cents(t.cash_delta)}
+
+
+def summary(acct: Account, before_txn: int | None = None) -> dict[str, Any]:
+    """DISPLAY_SUMMARY's result for one account."""
+    newest: list[dict[str, Any]] = []
+    for t in reversed(acct.transactions):
+        if before_txn is not None and t.txn >= before_txn:
+            continue
+        newest.append(_tx_json(t))
+        if len(newest) == SUMMARY_TRANSACTIONS:
+            break
+    return {
+        "user": acct.user,
+        "cash": format_cents(acct.cash),
+        "holdings": {s: n for s, n in sorted(acct.holdings.items()) if n},
+        "pending_buys": [_pending_json(p) for p in reversed(acct.pending_buys)],
+        "pending_sells": [_pending_json(p) for p in reversed(acct.pending_sells)],
+        "buy_triggers": [{"symbol": s, "reserved": format_cents(t.reserved),
+                          "trigger_price": None if t.price is None else format_cents(t.price)}
+                         for s, t in sorted(acct.buy_triggers.items())],
+        "sell_triggers": [{"symbol": s, "amount": format_cents(t.amount),
+                           "trigger_price": None if t.price is None else format_cents(t.price),
+                           "reserved_shares": t.reserved_shares}
+                          for s, t in sorted(acct.sell_triggers.items())],
+        "transactions": newest,
+        "transactions_total": len(acct.transactions),
+    }
+
+
+def _pending_json(p: Pending) -> dict[str, Any]:
+    return {"txn": p.txn, "symbol": p.symbol, "shares": p.shares, "price": format_cents(p.price),
+            "expires_at": p.expires_at}
+
+
+def replies_of(outcomes: Iterable[Outcome]) -> list[Reply]:
+    """The replies among outcomes (tests and replays)."""
+    return [o for o in outcomes if isinstance(o, Reply)]
