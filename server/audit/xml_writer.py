@@ -143,7 +143,6 @@ _RENDERERS: dict[str, Callable[[AuditEvent], str]] = {
 }
 
 
-
 class UnknownEventKind(ValueError):
     """An event whose kind is not one of the six the schema allows."""
 
