@@ -1,0 +1,52 @@
+"""Open the store a URL or path names: MongoDB for `mongodb://` URLs, SQLite for everything else."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from server.store.port import Store
+
+MONGO_SCHEMES = ("mongodb://", "mongodb+srv://")
+SQLITE_SCHEME = "sqlite://"
+
+
+def open_store(url_or_path: str) -> Store:
+    """A store for `mongodb://...`, `mongodb+srv://...`, `sqlite:///path` or a plain file path.
+
+    MongoDB: the database is the URL's path (default `daytrade`), and the URL options `w` and
+    `journal` set the write concern (default majority with journal). SQLite: `sqlite:///rel.db`
+    and `sqlite:////abs.db` as in SQLAlchemy, with an optional `?synchronous=NORMAL`.
+    """
+    if url_or_path.startswith(MONGO_SCHEMES):
+        return _open_mongo(url_or_path)
+    if url_or_path.startswith(SQLITE_SCHEME):
+        return _open_sqlite_url(url_or_path)
+    from server.store.sqlite import SqliteStore
+
+    return SqliteStore(url_or_path)
+
+
+def _open_mongo(url: str) -> Store:
+    from server.store.mongo import DEFAULT_DATABASE, MongoStore
+
+    parts = urlsplit(url)
+    options = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
+    kwargs: dict = {"database": unquote(parts.path.lstrip("/")) or DEFAULT_DATABASE}
+    if "w" in options:
+        kwargs["write_concern"] = options["w"]
+    if "journal" in options:
+        kwargs["journal"] = options["journal"].lower() == "true"
+    if "timeoutms" in options:
+        kwargs["timeout_ms"] = int(options["timeoutms"])
+    return MongoStore(url, **kwargs)
+
+
+def _open_sqlite_url(url: str) -> Store:
+    from server.store.sqlite import SqliteStore
+
+    rest = url[len(SQLITE_SCHEME):]
+    if not rest.startswith("/") or rest == "/":
+        raise ValueError(f"a SQLite URL is sqlite:///relative/path or sqlite:////abs/path: {url}")
+    path, _, query = rest[1:].partition("?")
+    options = {k.lower(): v[-1] for k, v in parse_qs(query).items()}
+    return SqliteStore(unquote(path), synchronous=options.get("synchronous", "FULL"))

@@ -1,0 +1,271 @@
+"""The production store on MongoDB (pymongo): batches made idempotent on replay instead of atomic.
+
+Without a replica set there are no multi-document transactions, so a batch is written in three
+unordered bulk writes, each safe to repeat: audit events, then transactions (both upserted by
+deterministic ids), then account documents last, each replaced only if the stored version is
+lower. A crash between them leaves at most audit and transaction rows ahead of the document, never
+a document whose audit is missing. Re-applying the lost commands reuses the same ids and overwrites
+those rows, and `load_account` hides transactions the document does not yet count (`tx_count`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+from pymongo import ASCENDING, IndexModel, MongoClient, ReplaceOne, ReturnDocument, UpdateOne
+from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError, DuplicateKeyError
+from pymongo.write_concern import WriteConcern
+
+from server.shards.account import Account
+from server.shards.audit_events import AuditEvent, TxRecord
+from server.store.port import Batch
+
+DEFAULT_DATABASE = "daytrade"
+#: Documents per cursor batch when streaming audit events or accounts.
+FETCH_SIZE = 1_000
+#: Active accounts whose transactions are fetched with one query.
+ACCOUNTS_PER_QUERY = 200
+DUPLICATE_KEY = 11000
+
+_EVENT_FIELDS = AuditEvent._fields
+#: Fields every event document holds; the others are stored only when not None.
+_EVENT_REQUIRED = ("kind", "txn", "seq", "timestamp", "server", "user")
+_EVENT_OPTIONAL = _EVENT_FIELDS[len(_EVENT_REQUIRED):]
+assert _EVENT_FIELDS[:len(_EVENT_REQUIRED)] == _EVENT_REQUIRED
+_EVENT_PROJECTION = {"_id": False}
+_EVENT_ORDER = [("txn", ASCENDING), ("user", ASCENDING), ("seq", ASCENDING),
+                ("server", ASCENDING)]
+_USER_EVENT_ORDER = [("user", ASCENDING), ("txn", ASCENDING), ("seq", ASCENDING),
+                     ("server", ASCENDING)]
+
+_TX_FIELDS = TxRecord._fields
+_TX_PROJECTION = {"_id": False, "user": True, "idx": True, **dict.fromkeys(_TX_FIELDS, True)}
+_TX_ORDER = [("user", ASCENDING), ("idx", ASCENDING)]
+
+TXN_COUNTER_ID = "txn"
+
+
+def _event_id(user: str | None, seq: int, server: str) -> str:
+    # User ids are [A-Za-z0-9_]+, so ':' cannot make two identities collide.
+    return f"{user or ''}:{seq}:{server}"
+
+
+def _event_doc(event: AuditEvent) -> dict[str, Any]:
+    kind, txn, seq, timestamp, server, user = event[:6]
+    doc = {"_id": _event_id(user, seq, server), "kind": kind, "txn": txn, "seq": seq,
+           "timestamp": timestamp, "server": server, "user": user}
+    for name, value in zip(_EVENT_OPTIONAL, event[6:]):
+        if value is not None:
+            doc[name] = value
+    return doc
+
+
+def _event_from_doc(doc: dict[str, Any]) -> AuditEvent:
+    return AuditEvent._make([doc.get(name) for name in _EVENT_FIELDS])
+
+
+def _tx_doc(user: str, idx: int, record: TxRecord) -> dict[str, Any]:
+    return {"_id": f"{user}:{idx}", "user": user, "idx": idx, **record._asdict()}
+
+
+def _tx_from_doc(doc: dict[str, Any]) -> TxRecord:
+    return TxRecord._make([doc[name] for name in _TX_FIELDS])
+
+
+def is_active(doc: dict[str, Any]) -> bool:
+    """True if an account document has a pending entry or a trigger (it needs a shard at start)."""
+    return bool(doc["pending_buys"] or doc["pending_sells"]
+                or doc["buy_triggers"] or doc["sell_triggers"])
+
+
+def parse_write_concern(w: str | int) -> str | int:
+    """`"majority"`, a tag set name, or a number of nodes given as text ("1")."""
+    if isinstance(w, int):
+        return w
+    return int(w) if w.isdigit() else w
+
+
+class MongoStore:
+    """The `Store` port on a MongoDB database; one instance per process.
+
+    Collections: `accounts` (`_id` = user: `version`, `active`, `tx_count`, `state`),
+    `transactions` (`_id` = "user:idx"), `events` (`_id` = "user:seq:server"), `counters`,
+    `credentials` (`_id` = user: `hash`).
+    """
+
+    def __init__(self, url: str, *, database: str = DEFAULT_DATABASE,
+                 write_concern: str | int = "majority", journal: bool = True,
+                 timeout_ms: int = 5000, client: Any = None) -> None:
+        self._owns_client = client is None
+        if client is None:
+            # timeoutMS bounds every operation (server selection, each command, each getMore).
+            client = MongoClient(url, timeoutMS=timeout_ms, appname="daytrade")
+        self._client = client
+        self.write_concern = WriteConcern(parse_write_concern(write_concern), j=journal,
+                                          wtimeout=timeout_ms)
+        db = client.get_database(database)
+        self._db = db
+
+        def collection(name: str) -> Collection:
+            return db.get_collection(name, write_concern=self.write_concern)
+
+        self._accounts = collection("accounts")
+        self._transactions = collection("transactions")
+        self._events = collection("events")
+        self._counters = collection("counters")
+        self._credentials = collection("credentials")
+        self._create_indexes()
+
+    def _create_indexes(self) -> None:
+        self._events.create_indexes([
+            IndexModel(_EVENT_ORDER, name="txn_user_seq"),
+            IndexModel(_USER_EVENT_ORDER, name="user_txn_seq"),
+        ])
+        self._transactions.create_indexes([IndexModel(_TX_ORDER, name="user_idx", unique=True)])
+        self._accounts.create_indexes([IndexModel([("active", ASCENDING)], name="active")])
+
+    # -- writes ------------------------------------------------------------------------------
+
+    def commit_batch(self, batch: Batch) -> None:
+        """Write the batch; acknowledged by the configured write concern (majority + journal)."""
+        if batch.events:
+            _bulk_upsert(self._events, [
+                ReplaceOne({"_id": doc["_id"]}, doc, upsert=True)
+                for doc in map(_event_doc, batch.events)
+            ])
+        tx_counts: dict[str, int] = {}
+        if batch.transactions:
+            ops = []
+            for user, idx, record in batch.transactions:
+                doc = _tx_doc(user, idx, record)
+                ops.append(ReplaceOne({"_id": doc["_id"]}, doc, upsert=True))
+                if idx >= tx_counts.get(user, 0):
+                    tx_counts[user] = idx + 1
+            _bulk_upsert(self._transactions, ops)
+        # Documents last: once one is written, everything it reflects is already durable.
+        if batch.accounts:
+            _bulk_upsert(self._accounts, [_account_update(doc, tx_counts.get(doc["user"]))
+                                          for doc in batch.accounts])
+
+    def reserve_txns(self, count: int, floor: int = 0) -> int:
+        """Reserve `count` txns above `floor` and above all reserved before; returns the first.
+
+        Two atomic steps: `$max` lifts the counter to at least `floor`, then `$inc` takes the
+        block. A concurrent reservation between them only raises the counter further, so the
+        block is still above `floor` and above every earlier block.
+        """
+        if count < 1:
+            raise ValueError(f"count must be at least 1, got {count}")
+        if floor > 0:
+            self._upsert_counter({"$max": {"value": floor}})
+        counter = self._upsert_counter({"$inc": {"value": count}})
+        return counter["value"] - count + 1
+
+    def _upsert_counter(self, update: dict[str, Any]) -> dict[str, Any]:
+        def upsert() -> dict[str, Any]:
+            return self._counters.find_one_and_update(
+                {"_id": TXN_COUNTER_ID}, update, upsert=True, return_document=ReturnDocument.AFTER)
+
+        try:
+            return upsert()
+        except DuplicateKeyError:
+            # Two first-ever upserts raced: the document exists now, so the retry is an update.
+            return upsert()
+
+    def set_password_hash(self, user: str, password_hash: str) -> None:
+        self._credentials.replace_one({"_id": user}, {"_id": user, "hash": password_hash},
+                                      upsert=True)
+
+    # -- reads -------------------------------------------------------------------------------
+
+    def load_account(self, user: str) -> Account | None:
+        stored = self._accounts.find_one({"_id": user})
+        if stored is None:
+            return None
+        tx_count = stored.get("tx_count", 0)
+        records: list[TxRecord] = []
+        if tx_count:
+            cursor = self._transactions.find(
+                {"user": user, "idx": {"$lt": tx_count}}, _TX_PROJECTION,
+                sort=_TX_ORDER, batch_size=FETCH_SIZE)
+            records = list(map(_tx_from_doc, cursor))
+        return Account.from_doc(stored["state"], records)
+
+    def account_exists(self, user: str) -> bool:
+        return self._accounts.find_one({"_id": user}, {"_id": True}) is not None
+
+    def get_password_hash(self, user: str) -> str | None:
+        stored = self._credentials.find_one({"_id": user})
+        return None if stored is None else stored["hash"]
+
+    def load_active_accounts(self) -> Iterator[Account]:
+        """Accounts with a pending entry or a trigger, each with its transactions, streamed."""
+        cursor = self._accounts.find({"active": True}, sort=[("_id", ASCENDING)],
+                                     batch_size=FETCH_SIZE)
+        try:
+            while chunk := list(islice(cursor, ACCOUNTS_PER_QUERY)):
+                yield from self._with_transactions(chunk)
+        finally:
+            cursor.close()
+
+    def _with_transactions(self, stored: list[dict[str, Any]]) -> Iterator[Account]:
+        counts = {doc["_id"]: doc.get("tx_count", 0) for doc in stored}
+        records: dict[str, list[TxRecord]] = {user: [] for user in counts}
+        wanted = [user for user, count in counts.items() if count]
+        if wanted:
+            for doc in self._transactions.find({"user": {"$in": wanted}}, _TX_PROJECTION,
+                                               sort=_TX_ORDER, batch_size=FETCH_SIZE):
+                user = doc["user"]
+                if doc["idx"] < counts[user]:
+                    records[user].append(_tx_from_doc(doc))
+        for doc in stored:
+            yield Account.from_doc(doc["state"], records[doc["_id"]])
+
+    def iter_events(self, user: str | None = None) -> Iterator[AuditEvent]:
+        """Audit events ordered by (txn, user, seq), streamed with a server cursor."""
+        if user is None:
+            cursor = self._events.find({}, _EVENT_PROJECTION, sort=_EVENT_ORDER,
+                                       batch_size=FETCH_SIZE)
+        else:
+            cursor = self._events.find({"user": user}, _EVENT_PROJECTION,
+                                       sort=_USER_EVENT_ORDER, batch_size=FETCH_SIZE)
+        try:
+            yield from map(_event_from_doc, cursor)
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        if self._owns_client:
+            self._client.close()
+
+
+def _account_update(doc: dict[str, Any], tx_count: int | None) -> UpdateOne:
+    """Replace the user's state only if the stored version is lower (or there is none).
+
+    When the stored version is already as high, the filter matches nothing and the upsert's
+    insert collides with the existing `_id`: a duplicate-key error that means "already newer".
+    """
+    update: dict[str, Any] = {
+        "$set": {"version": doc["version"], "active": is_active(doc), "state": doc},
+    }
+    if tx_count is not None:
+        update["$max"] = {"tx_count": tx_count}
+    return UpdateOne({"_id": doc["user"], "version": {"$lt": doc["version"]}}, update,
+                     upsert=True)
+
+
+def _bulk_upsert(collection: Collection, operations: Iterable[Any]) -> None:
+    """An unordered bulk write in which duplicate-key errors (a newer or racing write) are fine."""
+    operations = list(operations)
+    if not operations:
+        return
+    try:
+        collection.bulk_write(operations, ordered=False)
+    except BulkWriteError as error:
+        details = error.details
+        if details.get("writeConcernErrors") or any(
+                e.get("code") != DUPLICATE_KEY for e in details.get("writeErrors", ())):
+            raise
