@@ -32,7 +32,10 @@ def validate_log(path: str | os.PathLike[str], *, max_errors: int = MAX_ERRORS) 
     streamed = _stream_validate(path)
     if streamed is None:
         return []
-    if path.stat().st_size > FULL_REPORT_MAX_BYTES:
+    try:
+        if path.stat().st_size > FULL_REPORT_MAX_BYTES:
+            return [streamed]
+    except OSError:
         return [streamed]
     return _full_validate(path, max_errors) or [streamed]
 
@@ -57,11 +60,12 @@ def _stream_validate(path: Path) -> str | None:
                 while element.getprevious() is not None:
                     del parent[0]
     except etree.XMLSyntaxError as exc:
-        return f"after event {events}: {exc.msg}"
+        # libxml2 parses ahead of the events iterparse hands out: the count is approximate.
+        return f"{exc.msg} (stopped near event {events + 1})"
     except OSError as exc:
         return f"cannot read {path}: {exc}"
     if not root_closed:  # belt and braces: never call a truncated file valid
-        return f"after event {events}: the document ends before </log>"
+        return f"the document ends before </log> (after {events} events)"
     return None
 
 
