@@ -200,6 +200,8 @@ class _Attempt(ClientFactory):
             self.fetch.attempt_failed(self, error)
 
     def abort(self) -> None:
+        if self.done:
+            return  # it closed or is closing its connection itself
         self.done = True
         proto = self.protocol_instance
         if proto is not None and proto.transport is not None:
