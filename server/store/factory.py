@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from server.store.port import Store
+from server.store.sqlite import SqliteStore
 
 MONGO_SCHEMES = ("mongodb://", "mongodb+srv://")
 SQLITE_SCHEME = "sqlite://"
@@ -21,29 +23,33 @@ def open_store(url_or_path: str) -> Store:
         return _open_mongo(url_or_path)
     if url_or_path.startswith(SQLITE_SCHEME):
         return _open_sqlite_url(url_or_path)
-    from server.store.sqlite import SqliteStore
-
     return SqliteStore(url_or_path)
 
 
-def _open_mongo(url: str) -> Store:
-    from server.store.mongo import DEFAULT_DATABASE, MongoStore
-
+def mongo_store_options(url: str) -> dict[str, Any]:
+    """The MongoStore keyword arguments a MongoDB URL sets: database, w, journal, timeoutMS."""
     parts = urlsplit(url)
-    options = {k.lower(): v[-1] for k, v in parse_qs(parts.query).items()}
-    kwargs: dict = {"database": unquote(parts.path.lstrip("/")) or DEFAULT_DATABASE}
+    options = {key.lower(): values[-1] for key, values in parse_qs(parts.query).items()}
+    kwargs: dict[str, Any] = {}
+    if database := unquote(parts.path.lstrip("/")):
+        kwargs["database"] = database
     if "w" in options:
         kwargs["write_concern"] = options["w"]
     if "journal" in options:
         kwargs["journal"] = options["journal"].lower() == "true"
     if "timeoutms" in options:
         kwargs["timeout_ms"] = int(options["timeoutms"])
-    return MongoStore(url, **kwargs)
+    return kwargs
+
+
+def _open_mongo(url: str) -> Store:
+    # Imported here: pymongo is slow to import and a SQLite deployment never needs it.
+    from server.store.mongo import MongoStore
+
+    return MongoStore(url, **mongo_store_options(url))
 
 
 def _open_sqlite_url(url: str) -> Store:
-    from server.store.sqlite import SqliteStore
-
     rest = url[len(SQLITE_SCHEME):]
     if not rest.startswith("/") or rest == "/":
         raise ValueError(f"a SQLite URL is sqlite:///relative/path or sqlite:////abs/path: {url}")

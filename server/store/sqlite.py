@@ -151,7 +151,7 @@ class SqliteStore:
         if mode not in SYNCHRONOUS_MODES:
             raise ValueError(f"synchronous must be one of {SYNCHRONOUS_MODES}, got {synchronous!r}")
         self.path = Path(path)
-        self._synchronous = mode
+        self.synchronous = mode
         self._lock = threading.Lock()
         self._conn = self._connect()
         with self._lock:
@@ -166,7 +166,7 @@ class SqliteStore:
         if mode.lower() != "wal":
             conn.close()
             raise sqlite3.OperationalError(f"cannot put {self.path} in WAL mode (got {mode})")
-        conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+        conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         return conn
 
     def _write(self, work: Any) -> Any:

@@ -1,0 +1,206 @@
+"""SqliteStore beyond the contract: atomic batches, durability, several processes on one file."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sqlite3
+
+import pytest
+
+from server.shards.audit_events import AuditEvent
+from server.store.port import Batch
+from server.store.sqlite import SqliteStore
+from tests.store.samples import T0, batch_for, command_event, idle_account, tx
+
+PROCESSES = 3
+BATCHES_PER_PROCESS = 40
+EVENTS_PER_BATCH = 25
+WAIT_S = 60
+
+
+@pytest.fixture
+def path(tmp_path):
+    return tmp_path / "daytrade.sqlite"
+
+
+@pytest.fixture
+def store(path):
+    opened = SqliteStore(path)
+    yield opened
+    opened.close()
+
+
+def poison_user(path, user: str) -> None:
+    """Make any write of `user`'s account document fail inside SQLite."""
+    with sqlite3.connect(path) as conn:
+        conn.execute(f"CREATE TRIGGER refuse_{user} BEFORE INSERT ON accounts "
+                     f"WHEN NEW.user = '{user}' BEGIN SELECT RAISE(ABORT, 'refused'); END")
+    conn.close()
+
+
+def test_the_file_is_in_wal_mode(store, path):
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    conn.close()
+
+
+def test_an_unknown_synchronous_mode_is_refused(path):
+    with pytest.raises(ValueError):
+        SqliteStore(path, synchronous="SOMETIMES")
+
+
+def test_a_batch_failing_at_its_last_statement_leaves_nothing_written(store, path):
+    poison_user(path, "mallory")
+    batch = Batch(
+        accounts=[idle_account("alice").to_doc(), idle_account("mallory").to_doc()],
+        transactions=[("alice", 0, tx(1)), ("mallory", 0, tx(2))],
+        events=[command_event(1, "alice", 1), command_event(2, "mallory", 1)],
+    )
+
+    with pytest.raises(sqlite3.DatabaseError, match="refused"):
+        store.commit_batch(batch)
+
+    assert store.load_account("alice") is None
+    assert list(store.iter_events()) == []
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM transactions").fetchone()[0] == 0
+    conn.close()
+
+
+def test_the_store_commits_normally_after_a_failed_batch(store, path):
+    poison_user(path, "mallory")
+    with pytest.raises(sqlite3.DatabaseError):
+        store.commit_batch(batch_for(idle_account("mallory")))
+
+    store.commit_batch(batch_for(idle_account("alice"), events=[command_event(1, "alice", 1)]))
+
+    assert store.account_exists("alice")
+    assert len(list(store.iter_events())) == 1
+
+
+def test_an_event_with_an_empty_user_id_is_refused(store):
+    event = AuditEvent("userCommand", 1, 1, T0, "shard-0", "")
+    with pytest.raises(ValueError):
+        store.commit_batch(Batch(events=[event]))
+
+
+def test_a_commit_survives_closing_and_reopening(path):
+    first = SqliteStore(path)
+    first.commit_batch(batch_for(idle_account("alice", cash=4_200),
+                                 events=[command_event(1, "alice", 1)],
+                                 transactions=[("alice", 0, tx(1))]))
+    first.set_password_hash("alice", "scrypt$x")
+    reserved = first.reserve_txns(10)
+    first.close()
+
+    reopened = SqliteStore(path)
+    try:
+        assert reopened.load_account("alice").cash == 4_200
+        assert reopened.load_account("alice").transactions == [tx(1)]
+        assert list(reopened.iter_events()) == [command_event(1, "alice", 1)]
+        assert reopened.get_password_hash("alice") == "scrypt$x"
+        assert reopened.reserve_txns(1) == reserved + 10
+    finally:
+        reopened.close()
+
+
+def _commit_then_wait(path, ready) -> None:
+    store = SqliteStore(path)
+    store.commit_batch(batch_for(idle_account("alice", cash=777),
+                                 events=[command_event(1, "alice", 1)]))
+    ready.send("committed")
+    signal.pause()  # killed here, with the store still open
+
+
+def test_a_returned_commit_survives_kill_9_of_its_process(path):
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    child = context.Process(target=_commit_then_wait, args=(path, theirs))
+    child.start()
+    try:
+        assert ours.poll(WAIT_S), "the child never committed"
+        assert ours.recv() == "committed"
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(WAIT_S)
+    finally:
+        if child.is_alive():
+            child.kill()
+            child.join()
+
+    reopened = SqliteStore(path)
+    try:
+        assert reopened.load_account("alice").cash == 777
+        assert len(list(reopened.iter_events())) == 1
+    finally:
+        reopened.close()
+
+
+def _commit_many(path, worker: int, results) -> None:
+    store = SqliteStore(path)
+    user = f"proc{worker}"
+    account = idle_account(user)
+    firsts = []
+    for n in range(BATCHES_PER_PROCESS):
+        first = store.reserve_txns(EVENTS_PER_BATCH)
+        firsts.append(first)
+        account.version += 1
+        account.cash += 1
+        seq0 = n * EVENTS_PER_BATCH
+        store.commit_batch(batch_for(
+            account,
+            events=[command_event(first + i, user, seq0 + i) for i in range(EVENTS_PER_BATCH)],
+            transactions=[(user, n, tx(first))],
+        ))
+    store.close()
+    results.put((worker, firsts))
+
+
+def test_processes_committing_to_one_file_at_once_lose_nothing(store, path):
+    context = multiprocessing.get_context("spawn")
+    results = context.Queue()
+    workers = [context.Process(target=_commit_many, args=(path, w, results))
+               for w in range(PROCESSES)]
+    for worker in workers:
+        worker.start()
+    try:
+        reserved = dict(results.get(timeout=WAIT_S) for _ in workers)
+        for worker in workers:
+            worker.join(WAIT_S)
+            assert worker.exitcode == 0
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+
+    events = list(store.iter_events())
+    assert len(events) == PROCESSES * BATCHES_PER_PROCESS * EVENTS_PER_BATCH
+    blocks = sorted(first for firsts in reserved.values() for first in firsts)
+    assert all(b - a >= EVENTS_PER_BATCH for a, b in zip(blocks, blocks[1:])), "blocks overlap"
+    for w in range(PROCESSES):
+        account = store.load_account(f"proc{w}")
+        assert account.cash == 1_000 + BATCHES_PER_PROCESS
+        assert [t.txn for t in account.transactions] == reserved[w]
+
+
+def test_an_event_stream_reads_one_snapshot_of_the_log(store):
+    store.commit_batch(Batch(events=[command_event(txn, "amy", txn) for txn in range(1, 3_001)]))
+    stream = store.iter_events()
+    next(stream)
+
+    store.commit_batch(Batch(events=[command_event(txn, "bob", txn) for txn in range(1, 101)]))
+
+    assert sum(1 for _ in stream) == 2_999
+
+
+def test_an_abandoned_event_stream_does_not_block_commits(store):
+    store.commit_batch(Batch(events=[command_event(txn, "amy", txn) for txn in range(1, 3_001)]))
+    stream = store.iter_events()
+    next(stream)
+
+    store.commit_batch(batch_for(idle_account("bob")))
+
+    assert store.account_exists("bob")
+    stream.close()
