@@ -242,8 +242,10 @@ class TwistedRedis:
 
     def _connection_ended(self, factory: _RedisFactory, reason: Failure) -> None:
         self._alive.discard(factory)
-        if factory is self._factory:
-            self._drop(RedisUnavailable(f"connection lost: {reason.getErrorMessage()}"))
+        if factory is self._factory:  # the current connection ended by itself
+            self._factory = self._protocol = self._connector = None
+            self._unsent.clear()
+            self._fail_all(RedisUnavailable(f"connection lost: {reason.getErrorMessage()}"))
         if self._closed and not self._alive:
             closing, self._closing = self._closing, []
             for d in closing:

@@ -48,7 +48,7 @@ class EmbeddedRedis:
     """A redis-server child process without persistence; running from construction to `stop`."""
 
     def __init__(self, data_dir: str | os.PathLike[str], *, start_timeout: float = 10.0) -> None:
-        self.data_dir = Path(data_dir)
+        self.data_dir = Path(data_dir).resolve()  # redis-server chdirs into it
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.host = "127.0.0.1"
         self.port = 0

@@ -147,6 +147,7 @@ def exchange(port: int, request: bytes) -> Deferred[bytes]:
     return done
 
 
+@pytest.mark.usefixtures("trial_tmp_path")
 class SimulatorOverTcpTest(TestCase):
     async def test_answers_one_quote_line_then_closes(self):
         simulator, port = listen_simulator(self, seed=5)
@@ -170,7 +171,7 @@ class SimulatorOverTcpTest(TestCase):
         assert time.monotonic() - started >= 0.14
 
     async def test_prices_file_sets_exact_prices(self):
-        prices = Path(self.mktemp())
+        prices = self.tmp_path / "prices.json"
         prices.write_text(json.dumps({"ABC": 12345, "Q": 1}))
         _, port = listen_simulator(self, seed=1, prices_file=prices)
         abc = parse_quote_reply((await exchange(port, b"ABC,bob\n"))[:-1], "ABC", "bob")
@@ -180,7 +181,7 @@ class SimulatorOverTcpTest(TestCase):
         assert other.price == simulated_price_cents(1, "ZZZ", other.quote_time)
 
     async def test_prices_file_is_reread_after_it_changes(self):
-        prices = Path(self.mktemp())
+        prices = self.tmp_path / "prices.json"
         prices.write_text(json.dumps({"ABC": 1000}))
         _, port = listen_simulator(self, prices_file=prices)
         first = parse_quote_reply((await exchange(port, b"ABC,bob\n"))[:-1], "ABC", "bob")
@@ -193,7 +194,7 @@ class SimulatorOverTcpTest(TestCase):
         assert (first.price, second.price, third.price) == (1000, 2500, 777)
 
     async def test_a_broken_prices_file_keeps_the_last_good_prices(self):
-        prices = Path(self.mktemp())
+        prices = self.tmp_path / "prices.json"
         prices.write_text(json.dumps({"ABC": 1000}))
         _, port = listen_simulator(self, prices_file=prices)
         await exchange(port, b"ABC,bob\n")
