@@ -13,6 +13,7 @@ import sys
 SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
     "replay": ("bench.offline", "main",
                "replay a workload through parser + engine in one process (no server)"),
+    "up": ("server.up", "main", "run the whole system (gateway, shards, quotes, Redis, store)"),
     "quotes": ("server.quotes.simulator", "main", "run the legacy quote-server simulator"),
 }
 

