@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
@@ -25,6 +26,7 @@ BUSY_TIMEOUT_MS = 30_000
 #: Rows fetched per round when streaming audit events or accounts.
 FETCH_SIZE = 1_000
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
+WAL_RETRY_S = 0.005
 
 # Every table is written in the order rows arrive, so that a commit dirties few pages: events are
 # clustered by their (txn, user, seq, server) order, which is also their identity (an event's txn
@@ -162,10 +164,11 @@ class SqliteStore:
         # transactions would otherwise start a deferred one that can deadlock between processes.
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                timeout=BUSY_TIMEOUT_MS / 1000, cached_statements=64)
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if mode.lower() != "wal":
+        try:
+            _enable_wal(conn)
+        except BaseException:
             conn.close()
-            raise sqlite3.OperationalError(f"cannot put {self.path} in WAL mode (got {mode})")
+            raise
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         return conn
 
@@ -272,6 +275,26 @@ class SqliteStore:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _enable_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL, waiting out other processes doing the same on a fresh file.
+
+    The switch takes an exclusive lock without calling the busy handler, so it is retried here.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+        else:
+            if mode.lower() == "wal":
+                return
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError(f"cannot switch to WAL mode (still {mode})")
+        time.sleep(WAL_RETRY_S)
 
 
 def _create_schema(conn: sqlite3.Connection) -> None:

@@ -185,6 +185,37 @@ def test_processes_committing_to_one_file_at_once_lose_nothing(store, path):
         assert [t.txn for t in account.transactions] == reserved[w]
 
 
+def _open_at_once(path, start, user: str) -> None:
+    start.wait()
+    store = SqliteStore(path)
+    store.commit_batch(batch_for(idle_account(user)))
+    store.close()
+
+
+def test_processes_opening_a_fresh_file_at_once_all_succeed(path):
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(PROCESSES + 1)
+    workers = [context.Process(target=_open_at_once, args=(path, start, f"proc{w}"))
+               for w in range(PROCESSES + 1)]
+    for worker in workers:
+        worker.start()
+    try:
+        for worker in workers:
+            worker.join(WAIT_S)
+            assert worker.exitcode == 0
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+
+    store = SqliteStore(path)
+    try:
+        assert all(store.account_exists(f"proc{w}") for w in range(PROCESSES + 1))
+    finally:
+        store.close()
+
+
 def test_an_event_stream_reads_one_snapshot_of_the_log(store):
     store.commit_batch(Batch(events=[command_event(txn, "amy", txn) for txn in range(1, 3_001)]))
     stream = store.iter_events()
