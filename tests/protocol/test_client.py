@@ -7,8 +7,12 @@ import gc
 import json
 import random
 import re
+import shutil
+import ssl
+import subprocess
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -490,3 +494,48 @@ async def test_drain_waits_while_the_server_is_not_reading(serve: Serve) -> None
         await asyncio.wait_for(draining, 30)
         replies = await asyncio.wait_for(asyncio.gather(*futures), 30)
     assert [r.txn for r in replies] == list(range(1, 20_001))
+
+
+# --- TLS -------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A throwaway self-signed certificate for 127.0.0.1, made with the openssl tool."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl tool is not installed")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return cert, key
+
+
+async def test_requests_work_over_tls(tls_cert: tuple[Path, Path]) -> None:
+    cert, key = tls_cert
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    server = await asyncio.start_server(echo_handler, "127.0.0.1", 0, ssl=server_ctx)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        client_ctx = ssl.create_default_context(cafile=str(cert))
+        async with await connect(port, ssl=client_ctx) as client:
+            assert (await client.send("PING", txn=1)).txn == 1
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_tls_refuses_an_untrusted_server(tls_cert: tuple[Path, Path]) -> None:
+    cert, key = tls_cert
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    server = await asyncio.start_server(silent, "127.0.0.1", 0, ssl=server_ctx)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(ssl.SSLError):
+            await connect(port, ssl=ssl.create_default_context())
+    finally:
+        server.close()
+        await server.wait_closed()
