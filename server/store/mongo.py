@@ -21,6 +21,7 @@ from pymongo.write_concern import WriteConcern
 
 from server.shards.account import Account
 from server.shards.audit_events import AuditEvent, TxRecord
+from server.store.documents import is_active
 from server.store.port import Batch
 
 DEFAULT_DATABASE = "daytrade"
@@ -73,12 +74,6 @@ def _tx_doc(user: str, idx: int, record: TxRecord) -> dict[str, Any]:
 
 def _tx_from_doc(doc: dict[str, Any]) -> TxRecord:
     return TxRecord._make([doc[name] for name in _TX_FIELDS])
-
-
-def is_active(doc: dict[str, Any]) -> bool:
-    """True if an account document has a pending entry or a trigger (it needs a shard at start)."""
-    return bool(doc["pending_buys"] or doc["pending_sells"]
-                or doc["buy_triggers"] or doc["sell_triggers"])
 
 
 def parse_write_concern(w: str | int) -> str | int:

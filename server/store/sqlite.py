@@ -12,19 +12,21 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from server.shards.account import Account
 from server.shards.audit_events import AuditEvent, TxRecord
+from server.store.documents import is_active
 from server.store.port import Batch
 
 #: How long a writer waits for another process's write lock before failing (ms).
 BUSY_TIMEOUT_MS = 30_000
 #: Rows fetched per round when streaming audit events or accounts.
 FETCH_SIZE = 1_000
+_T = TypeVar("_T")
 SYNCHRONOUS_MODES = ("OFF", "NORMAL", "FULL", "EXTRA")
 WAL_RETRY_S = 0.005
 
@@ -117,12 +119,6 @@ _make_tx = TxRecord._make
 _make_event = AuditEvent._make
 
 
-def is_active(doc: dict[str, Any]) -> bool:
-    """True if an account document has a pending entry or a trigger (it needs a shard at start)."""
-    return bool(doc["pending_buys"] or doc["pending_sells"]
-                or doc["buy_triggers"] or doc["sell_triggers"])
-
-
 def _event_row(event: AuditEvent) -> tuple[Any, ...]:
     if event.user is None:
         return event._replace(user="")
@@ -160,8 +156,9 @@ class SqliteStore:
             self._write(_create_schema)
 
     def _connect(self) -> sqlite3.Connection:
-        # isolation_level=None: we issue BEGIN/COMMIT ourselves; the module's implicit
-        # transactions would otherwise start a deferred one that can deadlock between processes.
+        # isolation_level=None: we issue BEGIN IMMEDIATE ourselves. The module's implicit BEGIN is
+        # DEFERRED, and a deferred transaction that turns into a writer while another process
+        # writes fails with SQLITE_BUSY at once instead of waiting for the lock.
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False,
                                timeout=BUSY_TIMEOUT_MS / 1000, cached_statements=64)
         try:
@@ -172,16 +169,17 @@ class SqliteStore:
         conn.execute(f"PRAGMA synchronous = {self.synchronous}")
         return conn
 
-    def _write(self, work: Any) -> Any:
+    def _write(self, work: Callable[[sqlite3.Connection], _T]) -> _T:
         """Run `work(conn)` in one IMMEDIATE transaction (the caller holds the lock)."""
         conn = self._conn
         conn.execute("BEGIN IMMEDIATE")
         try:
             result = work(conn)
+            conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:  # a failed COMMIT may leave it open
+                conn.execute("ROLLBACK")
             raise
-        conn.execute("COMMIT")
         return result
 
     # -- writes ------------------------------------------------------------------------------
