@@ -82,8 +82,7 @@ class DaytradeClient:
                  on_event: Callable[[PushedEvent], object] | None = None,
                  events_maxsize: int = EVENTS_MAXSIZE) -> None:
         self._loop = asyncio.get_running_loop()
-        #: Seconds each request may wait for its reply (None: forever).
-        self.timeout = timeout
+        self._timeout = timeout
         self._on_event = on_event
         #: Pushed events, when no `on_event` callback was given; bounded, dropping the oldest.
         self.events: asyncio.Queue[PushedEvent] = asyncio.Queue(events_maxsize)
@@ -137,6 +136,11 @@ class DaytradeClient:
         self._transport = transport
         transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self._sweeper = self._loop.call_later(self._tick, self._sweep)
+
+    @property
+    def timeout(self) -> float | None:
+        """Seconds each request may wait for its reply by default (None: forever)."""
+        return self._timeout
 
     @property
     def closed(self) -> bool:
@@ -228,8 +232,8 @@ class DaytradeClient:
             self._flush_scheduled = True
             self._loop.call_soon(self._flush)
         if timeout is _DEFAULT:
-            if self.timeout is not None:
-                self._timeline.append((self._loop.time() + self.timeout, fut, txn))
+            if self._timeout is not None:
+                self._timeline.append((self._loop.time() + self._timeout, fut, txn))
         elif timeout is not None:
             self._loop.call_later(timeout, self._expire, fut, txn)
         return fut
@@ -318,6 +322,8 @@ class DaytradeClient:
     # --- receiving --------------------------------------------------------------------------
 
     def _on_data(self, data: bytes) -> None:
+        if self._closed:
+            return
         end = data.rfind(b"\n")
         if end < 0:
             self._tail.append(data)
