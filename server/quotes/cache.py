@@ -127,6 +127,15 @@ class QuoteCache:
 
     # -- lookups ------------------------------------------------------------------------------
 
+    def peek(self, symbol: str, now: int) -> PriceQuote | None:
+        """The locally cached quote of `symbol` if usable at `now`, without a Deferred (the hot
+        path of a shard); None means: call `get`."""
+        quote = self._local.get(symbol)
+        if quote is not None and quote.usable_at(now):
+            self.hits_local += 1
+            return quote
+        return None
+
     def get(self, symbol: str, user: str, now: int) -> Deferred[PriceQuote]:
         """A quote of `symbol` usable at `now` (ms); a fetch asks in the name of `user`.
 

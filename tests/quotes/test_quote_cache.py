@@ -80,6 +80,16 @@ class QuoteCacheTest(TestCase):
         assert simulator.requests_served == 1
         assert (cache.fetches, cache.hits_local) == (1, 1)
 
+    async def test_peek_returns_only_a_usable_local_quote(self):
+        _, port = self.start_simulator()
+        cache = self.make_cache(port)
+        now = now_ms()
+        assert cache.peek("ABC", now) is None
+        fetched = await cache.get("ABC", "bob", now)
+        assert cache.peek("ABC", now) == fetched.cached()
+        assert cache.peek("ABC", fetched.quote_time + 60_000) is None
+        assert cache.hits_local == 1
+
     async def test_an_expired_quote_is_fetched_again(self):
         simulator, port = self.start_simulator()
         cache = self.make_cache(port)
