@@ -161,9 +161,9 @@ class ShardPool:
         for index in range(len(self._shards)):
             d: Deferred[dict[str, Any]] = Deferred()
 
-            def sink(stats: Any, _code: Any, d: Deferred = d) -> None:
-                if not d.called:
-                    d.callback(stats)
+            def sink(stats: Any, code: str | None, d: Deferred = d, i: int = index) -> None:
+                if not d.called:  # an error reply (code set) means the shard died meanwhile
+                    d.callback(stats if code is None else {"shard": i, "down": True})
 
             if not self.submit(index, "S", (), sink, None, "STATS"):
                 d.callback({"shard": index, "busy": True})

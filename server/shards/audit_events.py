@@ -22,7 +22,9 @@ class AuditEvent(NamedTuple):
 
     Events sort by (txn, user, seq): `seq` is the user's own event counter, so the events of one
     command keep their order, and a pending entry's later expiry sorts after the command itself.
-    `user` is None only for lines whose user id failed validation (seq is then the shard's).
+    Events of a user with no account (and of no user at all: a user id that failed validation,
+    the all-users DUMPLOG) have no counter to draw on: they number themselves -2, -1 within their
+    command, so that they still sort in order and a store can tell they need the txn to be unique.
     """
 
     kind: str

@@ -49,14 +49,18 @@ _TX_ORDER = [("user", ASCENDING), ("idx", ASCENDING)]
 TXN_COUNTER_ID = "txn"
 
 
-def _event_id(user: str | None, seq: int, server: str) -> str:
+def _event_id(user: str | None, txn: int, seq: int, server: str) -> str:
     # User ids are [A-Za-z0-9_]+, so ':' cannot make two identities collide.
+    # User ids are [A-Za-z0-9_]+, so ':' cannot make two identities collide. Events of users
+    # without an account number themselves per command (seq < 0): only the txn tells them apart.
+    if seq < 0:
+        return f"{user or ''}:{seq}:{server}:{txn}"
     return f"{user or ''}:{seq}:{server}"
 
 
 def _event_doc(event: AuditEvent) -> dict[str, Any]:
     kind, txn, seq, timestamp, server, user = event[:6]
-    doc = {"_id": _event_id(user, seq, server), "kind": kind, "txn": txn, "seq": seq,
+    doc = {"_id": _event_id(user, txn, seq, server), "kind": kind, "txn": txn, "seq": seq,
            "timestamp": timestamp, "server": server, "user": user}
     for name, value in zip(_EVENT_OPTIONAL, event[6:]):
         if value is not None:
@@ -87,7 +91,7 @@ class MongoStore:
     """The `Store` port on a MongoDB database; one instance per process.
 
     Collections: `accounts` (`_id` = user: `version`, `active`, `tx_count`, `state`),
-    `transactions` (`_id` = "user:idx"), `events` (`_id` = "user:seq:server"), `counters`,
+    `transactions` (`_id` = "user:idx"), `events` (`_id` = "user:seq:server", with ":txn" when seq < 0), `counters`,
     `credentials` (`_id` = user: `hash`).
     """
 
