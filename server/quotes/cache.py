@@ -225,12 +225,13 @@ class QuoteCache:
                 if status == 2:
                     lock_token = token
                     break
-                if self._clock.seconds() + delay > deadline:
+                remaining = deadline - self._clock.seconds()
+                if remaining <= 0:
                     break  # the lock holder is too slow: fetch ourselves
                 if not waited:
                     waited = True
                     self.lock_waits += 1
-                await deferLater(self._clock, delay, lambda: None)
+                await deferLater(self._clock, min(delay, remaining), lambda: None)
                 delay = min(delay * 2, self.poll_max)
         self.fetches += 1
         try:
