@@ -1,0 +1,164 @@
+"""CPU time and memory of the server's processes, read from /proc (Linux only, no psutil).
+
+A `ProcessTree` is a root pid and all its descendants, found again now and then (a shard may be
+restarted). CPU is utime+stime of each process (all its threads); memory is VmRSS now and VmHWM,
+the process's own peak.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+PROC = Path("/proc")
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass
+class ProcSample:
+    """One process at one moment."""
+
+    pid: int
+    name: str
+    cpu_s: float
+    rss_kb: int
+    hwm_kb: int
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except OSError:
+        return None
+
+
+def parent_of(pid: int, proc: Path = PROC) -> int | None:
+    """The parent pid, or None if the process is gone."""
+    stat = _read(proc / str(pid) / "stat")
+    if stat is None:
+        return None
+    return int(stat[stat.rfind(")") + 2:].split()[1])
+
+
+def descendants(root: int, proc: Path = PROC) -> list[int]:
+    """`root` (if alive) and every process below it."""
+    children: dict[int, list[int]] = {}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        ppid = parent_of(int(entry.name), proc)
+        if ppid is not None:
+            children.setdefault(ppid, []).append(int(entry.name))
+    if not (proc / str(root)).exists():
+        return []
+    found, stack = [], [root]
+    while stack:
+        pid = stack.pop()
+        found.append(pid)
+        stack.extend(children.get(pid, ()))
+    return sorted(found)
+
+
+def sample(pid: int, name: str | None = None, proc: Path = PROC) -> ProcSample | None:
+    """The process's CPU seconds and memory now, or None if it is gone."""
+    stat = _read(proc / str(pid) / "stat")
+    status = _read(proc / str(pid) / "status")
+    if stat is None or status is None:
+        return None
+    fields = stat[stat.rfind(")") + 2:].split()
+    cpu = (int(fields[11]) + int(fields[12])) / _TICK
+    rss = hwm = 0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            rss = int(line.split()[1])
+        elif line.startswith("VmHWM:"):
+            hwm = int(line.split()[1])
+    return ProcSample(pid, name if name is not None else describe(pid, proc), cpu, rss, hwm)
+
+
+def describe(pid: int, proc: Path = PROC) -> str:
+    """A short name for a server process, from its command line."""
+    raw = _read(proc / str(pid) / "cmdline") or ""
+    args = [a for a in raw.split("\0") if a]
+    text = " ".join(args)
+    if "redis-server" in text:
+        return "redis"
+    if "daytrade" in text and " quotes" in text:
+        return "quotes"
+    if "daytrade" in text and " up" in text:
+        return "gateway"
+    if "resource_tracker" in text:
+        return "resource_tracker"
+    if "multiprocessing" in text:
+        return "worker"
+    if "bench.calibrate" in text:
+        return "calibration"
+    return Path(args[0]).name if args else "?"
+
+
+def listener_pid(port: int, proc: Path = PROC) -> int | None:
+    """The pid of the local process listening on TCP `port` (None if not found or not ours)."""
+    inodes = set()
+    for table in ("net/tcp", "net/tcp6"):
+        text = _read(proc / table) or ""
+        for line in text.splitlines()[1:]:
+            parts = line.split()
+            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(parts[9])
+    if not inodes:
+        return None
+    wanted = {f"socket:[{inode}]" for inode in inodes}
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            for fd in (entry / "fd").iterdir():
+                try:
+                    if os.readlink(fd) in wanted:
+                        return int(entry.name)
+                except OSError:
+                    continue
+        except OSError:
+            continue
+    return None
+
+
+@dataclass
+class ProcessTree:
+    """The server's processes: CPU at two marks, peak of the summed RSS in between."""
+
+    root: int
+    #: pid -> role (set shard-0, shard-1... from STATS; the rest named from the command line)
+    roles: dict[int, str] = field(default_factory=dict)
+    pids: list[int] = field(default_factory=list)
+    peak_rss_kb: int = 0
+    last: dict[int, ProcSample] = field(default_factory=dict)
+
+    def rescan(self) -> None:
+        self.pids = descendants(self.root)
+
+    def poll(self) -> dict[int, ProcSample]:
+        """Sample every known process; keeps the peak of their summed RSS."""
+        if not self.pids:
+            self.rescan()
+        samples = {}
+        for pid in self.pids:
+            name = self.roles.get(pid)
+            if name is None:
+                name = self.roles[pid] = describe(pid)
+            s = sample(pid, name)
+            if s is not None:
+                samples[pid] = s
+        self.peak_rss_kb = max(self.peak_rss_kb, sum(s.rss_kb for s in samples.values()))
+        self.last.update(samples)
+        return samples
+
+
+def cpu_between(before: dict[int, ProcSample], after: dict[int, ProcSample]) -> dict[int, float]:
+    """CPU seconds each process used between two polls (a process new in `after` counts whole)."""
+    used = {}
+    for pid, s in after.items():
+        start = before.get(pid)
+        used[pid] = s.cpu_s - (start.cpu_s if start is not None else 0.0)
+    return used

@@ -1,0 +1,272 @@
+"""The bench report: its figures from STATS and /proc samples, the rich tables, the JSON file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.procstats import ProcSample, cpu_between
+
+REPORT_VERSION = 1
+_MB = 1024.0  # kB per MB
+
+
+# --- figures ------------------------------------------------------------------------------------
+
+
+def _numeric_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int | float]:
+    out: dict[str, int | float] = {}
+    for key, value in after.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            continue
+        prior = before.get(key, 0)
+        out[key] = value - (prior if isinstance(prior, (int, float)) else 0)
+    return out
+
+
+def _shards(stats: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [s for s in (stats or {}).get("shards", []) if isinstance(s, dict)]
+
+
+def quote_summary(before: dict[str, Any] | None, after: dict[str, Any] | None
+                  ) -> dict[str, Any] | None:
+    """Quote counters summed over the shards, as the change during the run."""
+    if after is None:
+        return None
+    prior = {s.get("shard"): s.get("quotes") or {} for s in _shards(before)}
+    totals: dict[str, int | float] = {}
+    for shard in _shards(after):
+        delta = _numeric_delta(prior.get(shard.get("shard"), {}), shard.get("quotes") or {})
+        for key, value in delta.items():
+            totals[key] = totals.get(key, 0) + value
+    hits = totals.get("hits_local", 0) + totals.get("hits_redis", 0)
+    lookups = hits + totals.get("fetches", 0)
+    return {**totals, "cache_hit_rate": round(hits / lookups, 4) if lookups else None}
+
+
+def shard_summary(before: dict[str, Any] | None, after: dict[str, Any] | None
+                  ) -> dict[str, Any] | None:
+    """Per shard: commands and batches during the run, and commands per batch."""
+    if after is None:
+        return None
+    prior = {s.get("shard"): s for s in _shards(before)}
+    rows = []
+    for shard in _shards(after):
+        start = prior.get(shard.get("shard"), {})
+        commands = shard.get("commands", 0) - start.get("commands", 0)
+        batches = shard.get("batches", 0) - start.get("batches", 0)
+        rows.append({"shard": shard.get("shard"), "pid": shard.get("pid"),
+                     "commands": commands, "batches": batches,
+                     "commands_per_batch": round(commands / batches, 2) if batches else None,
+                     "restarts": shard.get("restarts", 0), "down": bool(shard.get("down"))})
+    gateway = _numeric_delta((before or {}).get("gateway", {}), after.get("gateway", {}))
+    return {"per_shard": rows, "gateway": gateway}
+
+
+def process_summary(before: dict[int, ProcSample], after: dict[int, ProcSample],
+                    end: dict[int, ProcSample], peak_rss_kb: int, commands: int
+                    ) -> dict[str, Any] | None:
+    """CPU per command during the replay, DUMPLOG's CPU, and memory of every server process."""
+    if not after:
+        return None
+    used = cpu_between(before, after)
+    used_dump = cpu_between(after, end) if end else {}
+    rows = []
+    for pid in sorted(set(after) | set(end)):
+        last = end.get(pid) or after[pid]
+        cpu = used.get(pid, 0.0)
+        rows.append({"pid": pid, "role": last.name, "cpu_s": round(cpu, 2),
+                     "cpu_us_per_command": round(cpu / commands * 1e6, 2) if commands else None,
+                     "dumplog_cpu_s": round(used_dump.get(pid, 0.0), 2),
+                     "peak_rss_mb": round(last.hwm_kb / _MB, 1),
+                     "rss_mb": round(last.rss_kb / _MB, 1)})
+    total = sum(used.values())
+    return {
+        "cpu_s": round(total, 2),
+        "cpu_us_per_command": round(total / commands * 1e6, 2) if commands else None,
+        "dumplog_cpu_s": round(sum(used_dump.values()), 2),
+        "peak_rss_mb": round(peak_rss_kb / _MB, 1),
+        "peak_rss_sum_of_process_peaks_mb": round(sum(r["peak_rss_mb"] for r in rows), 1),
+        "processes": rows,
+    }
+
+
+def write_json(result: dict[str, Any], path: str | Path) -> None:
+    Path(path).write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
+
+
+def load_json(path: str | Path) -> dict[str, Any]:
+    return json.loads(Path(path).read_text())
+
+
+# --- tables -------------------------------------------------------------------------------------
+
+
+def _n(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
+
+
+def render(result: dict[str, Any], console: Console) -> None:
+    """Print the report as rich tables."""
+    target = result.get("target", {})
+    workload = result.get("workload", {})
+    where = (f"embedded, {target.get('shards')} shards, quotes {target.get('quote_latency')}"
+             if target.get("mode") == "embedded" else f"{target.get('host')}:{target.get('port')}")
+    settings = result.get("settings", {})
+    console.print()
+    console.rule(f"[bold]daytrade bench: {workload.get('name')} ({where})")
+    mode = (f"open loop at {settings['rate']:,.0f} commands/s" if settings.get("rate")
+            else f"closed loop, {settings.get('in_flight') or 'all'} users in flight per "
+                 f"connection")
+    console.print(f"{settings.get('connections')} connections, {mode}, "
+                  f"client on {settings.get('event_loop')}")
+
+    t = Table(title="Throughput", show_header=False)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    t.add_row("commands (DUMPLOG aside)", _n(result.get("commands")))
+    t.add_row("wall time", f"{result.get('wall_s', 0):.2f} s")
+    t.add_row("[bold]commands/s", f"[bold]{_n(result.get('commands_per_s'))}")
+    e2e = result.get("end_to_end") or {}
+    t.add_row("with DUMPLOG: commands / wall / per s",
+              f"{_n(e2e.get('commands'))} / {e2e.get('wall_s', 0):.2f} s / "
+              f"{_n(e2e.get('commands_per_s'))}")
+    calibration = result.get("calibration")
+    if calibration:
+        t.add_row("calibration ceiling (bare line server)",
+                  f"{_n(calibration.get('commands_per_s'))} /s")
+        ratio = calibration.get("ratio")
+        t.add_row("[bold]daytrade / ceiling", f"[bold]{ratio:.1%}" if ratio is not None else "-")
+    console.print(t)
+
+    latency = result.get("latency") or {}
+    t = Table(title="Latency (ms)")
+    for name in ("command", "count", "p50", "p95", "p99", "max"):
+        t.add_column(name, justify="left" if name == "command" else "right")
+    rows = [("[bold]all", latency.get("all") or {})]
+    rows += sorted((latency.get("by_command") or {}).items())
+    for name, s in rows:
+        t.add_row(name, _n(s.get("count")), _n(s.get("p50_ms"), 2), _n(s.get("p95_ms"), 2),
+                  _n(s.get("p99_ms"), 2), _n(s.get("max_ms"), 2))
+    console.print(t)
+
+    errors = result.get("errors") or {}
+    if errors.get("by_code"):
+        t = Table(title=f"Error replies ({_n(errors.get('total'))})")
+        t.add_column("code")
+        t.add_column("count", justify="right")
+        for code, count in errors["by_code"].items():
+            t.add_row(code, _n(count))
+        console.print(t)
+
+    t = Table(title="Server", show_header=False)
+    t.add_column("what")
+    t.add_column("value", justify="right")
+    quotes = result.get("quotes")
+    if quotes:
+        t.add_row("quote-server fetches", _n(quotes.get("fetches")))
+        t.add_row("quote-server requests sent", _n(quotes.get("requests_sent")))
+        rate = quotes.get("cache_hit_rate")
+        t.add_row("quote cache hit rate", f"{rate:.2%}" if rate is not None else "-")
+    shards = result.get("shards")
+    if shards:
+        for row in shards.get("per_shard", []):
+            t.add_row(f"shard {row['shard']}: commands / per batch",
+                      f"{_n(row['commands'])} / {_n(row['commands_per_batch'], 1)}")
+    server = result.get("server")
+    if server:
+        t.add_row("server CPU", f"{server['cpu_s']:.2f} s")
+        t.add_row("[bold]server CPU per command",
+                  f"[bold]{_n(server.get('cpu_us_per_command'), 1)} µs")
+        t.add_row("[bold]peak RSS, all server processes", f"[bold]{server['peak_rss_mb']:.0f} MB")
+        t.add_row("sum of each process's peak RSS",
+                  f"{server['peak_rss_sum_of_process_peaks_mb']:.0f} MB")
+        if server.get("dumplog_cpu_s"):
+            t.add_row("server CPU during DUMPLOG", f"{server['dumplog_cpu_s']:.2f} s")
+    client = result.get("client") or {}
+    commands = result.get("commands") or 0
+    if commands:
+        t.add_row("client CPU per command",
+                  f"{client.get('cpu_s', 0) / commands * 1e6:,.1f} µs")
+    if client.get("busy_retries"):
+        t.add_row("busy replies retried", _n(client["busy_retries"]))
+    console.print(t)
+
+    if server:
+        t = Table(title="Server processes")
+        for name in ("role", "pid", "CPU s", "µs/command", "DUMPLOG CPU s", "peak RSS MB"):
+            t.add_column(name, justify="left" if name == "role" else "right")
+        for row in server["processes"]:
+            t.add_row(row["role"], str(row["pid"]), _n(row["cpu_s"], 2),
+                      _n(row["cpu_us_per_command"], 1), _n(row["dumplog_cpu_s"], 2),
+                      _n(row["peak_rss_mb"], 1))
+        console.print(t)
+
+    for dump in result.get("dumplog") or []:
+        if dump.get("ok"):
+            where = dump.get("saved_to") or dump.get("server_path")
+            console.print(f"DUMPLOG [{dump['txn']}]: {_n(dump.get('events'))} events in "
+                          f"{dump['seconds']:.2f} s -> {where}")
+        else:
+            console.print(f"[red]DUMPLOG [{dump['txn']}] failed: {dump.get('error')}")
+
+    problems = client_problems(result)
+    if problems:
+        console.print("[red]client-side problems: " + ", ".join(problems))
+    validation = result.get("validation")
+    if validation is not None:
+        render_validation(validation, console)
+
+
+def render_validation(validation: dict[str, Any], console: Console) -> None:
+    if validation.get("schema_ok"):
+        console.print(f"[green]schema: valid[/] ({_n(validation.get('events'))} events)")
+    else:
+        console.print(f"[red]schema: INVALID: {validation.get('schema_error')}")
+    for bad in validation.get("bad_transactions") or []:
+        console.print(f"[red]unreadable accountTransaction: {bad}")
+    cash = validation.get("cash")
+    if cash is not None:
+        if cash["ok"]:
+            console.print(f"[green]cash: the log's account transactions give every user's "
+                          f"DISPLAY_SUMMARY cash[/] ({_n(cash['users'])} users"
+                          + (f", {cash['moved']} moved during the check" if cash["moved"] else "")
+                          + ")")
+        else:
+            console.print(f"[red]cash: {cash['mismatches']} of {cash['users']} users differ "
+                          f"from DISPLAY_SUMMARY")
+            for example in cash["examples"]:
+                console.print(f"  {example}")
+    console.print("[bold green]validation passed" if validation.get("ok")
+                  else "[bold red]validation FAILED")
+
+
+def client_problems(result: dict[str, Any]) -> list[str]:
+    """What went wrong on the wire (not the workload's own error replies)."""
+    client = result.get("client") or {}
+    problems = [f"{client[k]} {k.replace('_', ' ')}" for k in
+                ("mismatched", "late_replies", "unmatched_replies", "decode_errors")
+                if client.get(k)]
+    by_code = (result.get("errors") or {}).get("by_code", {})
+    problems += [f"{by_code[k]} {k.replace('_', ' ')}" for k in
+                 ("client_timeout", "connection_lost", "client_error", "internal")
+                 if by_code.get(k)]
+    failures = sum(by_code.get(k, 0) for k in ("client_timeout", "connection_lost",
+                                                "client_error"))
+    # Every send gets one reply: `busy` ones are sent again, so they add a reply each.
+    answered = (client.get("replies") or 0) - (client.get("busy_retries") or 0)
+    planned = result.get("planned_commands", result.get("commands"))
+    if answered + failures != planned or result.get("commands") != planned:
+        problems.append(f"{answered:,} replies + {failures:,} failures for "
+                        f"{planned:,} commands")
+    return problems

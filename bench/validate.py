@@ -1,0 +1,166 @@
+"""Check a DUMPLOG file: valid against the packaged logfile.xsd, and consistent with itself.
+
+One streaming pass (lxml iterparse, each event dropped once read) validates the schema and sums
+each user's accountTransaction funds (`add` +, `remove` -). Those sums must equal the cash that
+DISPLAY_SUMMARY reports for each user. The bench asks for every user's summary just before and
+just after the DUMPLOG: a user whose cash moved in between (a trigger fired, a reservation
+expired) passes if the log matches either answer.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import os
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lxml import etree
+
+from protocol.money import parse_cents
+
+EVENT_TAGS = ("userCommand", "quoteServer", "accountTransaction", "systemEvent", "errorEvent",
+              "debugEvent")
+#: Mismatches listed in full in the report (the count is always complete).
+MAX_LISTED = 20
+
+
+@functools.cache
+def log_schema() -> etree.XMLSchema:
+    """The packaged logfile.xsd, parsed once."""
+    source = importlib.resources.files("protocol").joinpath("logfile.xsd").read_bytes()
+    return etree.XMLSchema(etree.fromstring(source))
+
+
+@dataclass
+class LogScan:
+    """What one pass over a log found."""
+
+    schema_error: str | None = None
+    events: int = 0
+    by_kind: dict[str, int] = field(default_factory=dict)
+    #: user -> cents, from accountTransaction add/remove
+    cash: dict[str, int] = field(default_factory=dict)
+    #: accountTransactions that could not be read (bad action or funds)
+    bad_transactions: list[str] = field(default_factory=list)
+
+    @property
+    def schema_ok(self) -> bool:
+        return self.schema_error is None
+
+
+def scan_log(path: str | os.PathLike[str]) -> LogScan:
+    """Validate `path` against the schema while summing each user's cash (streaming)."""
+    scan = LogScan()
+    by_kind: dict[str, int] = dict.fromkeys(EVENT_TAGS, 0)
+    root_closed = False
+    try:
+        # Internal entities only (lxml's default) and no network: no XXE.
+        # Only the root and the events reach Python; their fields are read from each event.
+        for _, element in etree.iterparse(str(path), events=("end",), tag=("log", *EVENT_TAGS),
+                                          schema=log_schema(), huge_tree=True, no_network=True):
+            parent = element.getparent()
+            if parent is None:
+                root_closed = True
+                continue
+            scan.events += 1
+            tag = element.tag
+            if tag in by_kind:
+                by_kind[tag] += 1
+            if tag == "accountTransaction":
+                _account(element, scan)
+            # Drop the finished event and what came before it, so memory stays flat.
+            element.clear()
+            while element.getprevious() is not None:
+                del parent[0]
+    except etree.XMLSyntaxError as exc:
+        scan.schema_error = f"{exc.msg} (near event {scan.events + 1})"
+    except OSError as exc:
+        scan.schema_error = f"cannot read {path}: {exc}"
+    else:
+        if not root_closed:
+            scan.schema_error = f"the document ends before </log> (after {scan.events} events)"
+    scan.by_kind = {k: v for k, v in by_kind.items() if v}
+    return scan
+
+
+def _account(element: Any, scan: LogScan) -> None:
+    user = element.findtext("username") or ""
+    action = (element.findtext("action") or "").strip()
+    funds = parse_cents((element.findtext("funds") or "").strip())
+    if funds is None or action not in ("add", "remove"):
+        if len(scan.bad_transactions) < MAX_LISTED:
+            scan.bad_transactions.append(
+                f"txn {element.findtext('transactionNum')}: action {action!r}, funds "
+                f"{element.findtext('funds')!r}")
+        return
+    scan.cash[user] = scan.cash.get(user, 0) + (funds if action == "add" else -funds)
+
+
+def summary_cash(result: dict[str, Any] | None) -> int | None:
+    """Cash (cents) of a DISPLAY_SUMMARY result; None for a user the server does not know."""
+    if result is None:
+        return None
+    cents = parse_cents(str(result.get("cash", "")))
+    if cents is None:
+        raise ValueError(f"DISPLAY_SUMMARY cash is not an amount: {result.get('cash')!r}")
+    return cents
+
+
+@dataclass
+class CashCheck:
+    """The log's cash per user against DISPLAY_SUMMARY."""
+
+    users: int = 0
+    matched: int = 0
+    #: users whose cash moved between the two summaries (matched either one)
+    moved: int = 0
+    mismatches: list[dict[str, Any]] = field(default_factory=list)
+    mismatch_count: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.mismatch_count == 0
+
+
+def check_cash(log_cash: dict[str, int], users: Iterable[str],
+               before: dict[str, int | None], after: dict[str, int | None]) -> CashCheck:
+    """Compare each user's replayed log cash with its summaries (None: unknown user, cash 0)."""
+    check = CashCheck()
+    for user in users:
+        check.users += 1
+        logged = log_cash.get(user, 0)
+        first = before.get(user) or 0
+        last = after.get(user) or 0
+        if logged in (last, first):
+            check.matched += 1
+            if first != last:
+                check.moved += 1
+            continue
+        check.mismatch_count += 1
+        if len(check.mismatches) < MAX_LISTED:
+            check.mismatches.append({"user": user, "log_cents": logged,
+                                     "summary_cents": last, "summary_before_cents": first})
+    return check
+
+
+def validation_report(scan: LogScan, cash: CashCheck | None) -> dict[str, Any]:
+    """The report's `validation` section."""
+    return {
+        "ok": scan.schema_ok and not scan.bad_transactions and (cash is None or cash.ok),
+        "schema_ok": scan.schema_ok,
+        "schema_error": scan.schema_error,
+        "events": scan.events,
+        "events_by_kind": scan.by_kind,
+        "bad_transactions": scan.bad_transactions,
+        "cash": None if cash is None else {
+            "ok": cash.ok, "users": cash.users, "matched": cash.matched, "moved": cash.moved,
+            "mismatches": cash.mismatch_count, "examples": cash.mismatches},
+    }
+
+
+def validate_file(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Schema-check a log on its own (no summaries to compare with)."""
+    return validation_report(scan_log(Path(path)), None)
