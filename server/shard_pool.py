@@ -93,19 +93,33 @@ class ShardPool:
         for message in waiting:
             channel.send(message)
 
-    def stop(self) -> None:
-        """Close every shard's channel (the workers exit on EOF) and reap the processes."""
+    def stop(self, timeout: float = 5.0) -> Deferred[None]:
+        """Close every shard's channel; the workers exit on EOF. Fires once all have exited
+        (stragglers are killed after `timeout`). Never blocks the reactor: closing a socket
+        happens in a later reactor turn."""
         self._stopping = True
         for shard in self._shards:
             if shard.channel is not None and shard.channel.transport is not None:
                 shard.channel.flush()
                 shard.channel.transport.loseConnection()
-        for shard in self._shards:
-            if shard.process is not None:
-                shard.process.join(5)
-                if shard.process.is_alive():
-                    shard.process.kill()
-                    shard.process.join(5)
+        done: Deferred[None] = Deferred()
+        deadline = time.monotonic() + timeout
+
+        def check() -> None:
+            alive = [s.process for s in self._shards
+                     if s.process is not None and s.process.is_alive()]
+            if alive and time.monotonic() < deadline:
+                self._reactor.callLater(0.02, check)
+                return
+            for process in alive:
+                process.kill()
+            for shard in self._shards:
+                if shard.process is not None:
+                    shard.process.join(1)
+            done.callback(None)
+
+        self._reactor.callLater(0, check)
+        return done
 
     def pids(self) -> list[int | None]:
         return [s.process.pid if s.process is not None else None for s in self._shards]

@@ -153,12 +153,15 @@ def _serve(args: argparse.Namespace, data_dir: Path, store_url: str, quote_host:
     port = reactor.listenTCP(args.port, gateway, interface=args.host, backlog=1024)
     host = port.getHost()
 
-    def shutdown() -> None:
+    def shutdown() -> Any:
         port.stopListening()
         gateway.close_all()
-        pool.stop()
-        store_thread.stop()
-        txn_store.close()
+
+        def stopped(_: Any) -> None:
+            store_thread.stop()
+            txn_store.close()
+
+        return pool.stop().addBoth(stopped)
 
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     print(f"daytrade listening on {host.host}:{host.port} with {args.shards} shards", flush=True)

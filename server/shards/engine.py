@@ -174,8 +174,8 @@ class Engine:
                 precheck = _PRECHECKS.get(ctype)
                 if precheck is not None:
                     precheck(acct, cmd)
-                if quote is None or quote.symbol != cmd.symbol or (
-                        quote is not _UNAVAILABLE and not quote.usable_at(now)):
+                if quote is None or (quote is not _UNAVAILABLE and (
+                        quote.symbol != cmd.symbol or not quote.usable_at(now))):
                     return NeedQuote(cmd.symbol, user)
                 self._user_command(acct, cmd, txn, now)
                 logged = True
@@ -223,9 +223,9 @@ class Engine:
         sym = getattr(cmd, "symbol", None)
         funds = _funds_of(cmd)
         fname = getattr(cmd, "filename", None)
-        self._events.append(AuditEvent(USER_COMMAND, txn, 0, now, self.server, user, cmd.NAME,
+        self._events.append(AuditEvent(USER_COMMAND, txn, -2, now, self.server, user, cmd.NAME,
                                        sym, funds, fname))
-        self._events.append(AuditEvent(ERROR_EVENT, txn, 1, now, self.server, user, cmd.NAME,
+        self._events.append(AuditEvent(ERROR_EVENT, txn, -1, now, self.server, user, cmd.NAME,
                                        sym, funds, fname, message=message))
         return Reply(txn, cmd.NAME, False, None, code, message)
 
@@ -239,9 +239,9 @@ class Engine:
                 self._emit(acct, USER_COMMAND, txn, now, command)
                 self._emit(acct, ERROR_EVENT, txn, now, command, message=message)
             else:
-                self._events.append(AuditEvent(USER_COMMAND, txn, 0, now, self.server, user,
+                self._events.append(AuditEvent(USER_COMMAND, txn, -2, now, self.server, user,
                                                command))
-                self._events.append(AuditEvent(ERROR_EVENT, txn, 1, now, self.server, user,
+                self._events.append(AuditEvent(ERROR_EVENT, txn, -1, now, self.server, user,
                                                command, message=message))
         return Reply(txn, command, False, None, code, message)
 
@@ -261,18 +261,18 @@ class Engine:
 
     def _quote_without_account(self, cmd: c.Quote, txn: int, now: int,
                                quote: PriceQuote | None) -> Outcome:
-        if quote is None or quote.symbol != cmd.symbol or (quote is not _UNAVAILABLE
-                                                           and not quote.usable_at(now)):
+        if quote is None or (quote is not _UNAVAILABLE and (quote.symbol != cmd.symbol
+                                                            or not quote.usable_at(now))):
             return NeedQuote(cmd.symbol, cmd.user)
         user = cmd.user
-        self._events.append(AuditEvent(USER_COMMAND, txn, 0, now, self.server, user, "QUOTE",
+        self._events.append(AuditEvent(USER_COMMAND, txn, -2, now, self.server, user, "QUOTE",
                                        cmd.symbol))
         if quote is _UNAVAILABLE:
             message = f"no quote for {cmd.symbol} could be had"
-            self._events.append(AuditEvent(ERROR_EVENT, txn, 1, now, self.server, user, "QUOTE",
+            self._events.append(AuditEvent(ERROR_EVENT, txn, -1, now, self.server, user, "QUOTE",
                                            cmd.symbol, message=message))
             return Reply(txn, "QUOTE", False, None, E.QUOTE_UNAVAILABLE, message)
-        self._events.append(_quote_event(self.server, txn, 1, now, user, "QUOTE", quote))
+        self._events.append(_quote_event(self.server, txn, -1, now, user, "QUOTE", quote))
         return _quote_reply(txn, now, quote)
 
     def _buy(self, acct: Account, cmd: c.Buy, txn: int, now: int, quote: PriceQuote) -> Reply:
@@ -492,7 +492,7 @@ class Engine:
         return DumpRequest(txn, cmd.user, cmd.filename)
 
     def _dumplog_all(self, cmd: c.DumpLog, txn: int, now: int) -> DumpRequest:
-        self._events.append(AuditEvent(USER_COMMAND, txn, 0, now, self.server, None, "DUMPLOG",
+        self._events.append(AuditEvent(USER_COMMAND, txn, -1, now, self.server, None, "DUMPLOG",
                                        None, None, cmd.filename))
         return DumpRequest(txn, None, cmd.filename)
 
@@ -588,7 +588,7 @@ class Engine:
         if acct is not None:
             self._emit_quote(acct, txn, now, "QUOTE", quote)
         else:
-            self._events.append(_quote_event(self.server, txn, 0, now, quote.user, "QUOTE", quote))
+            self._events.append(_quote_event(self.server, txn, -1, now, quote.user, "QUOTE", quote))
 
     def _fill_buy(self, acct: Account, symbol: str, trig: BuyTrigger, price: int, txn: int,
                   now: int) -> None:
@@ -598,7 +598,7 @@ class Engine:
         del acct.buy_triggers[symbol]
         acct.holdings[symbol] = acct.holdings.get(symbol, 0) + shares
         self._emit(acct, SYSTEM_EVENT, txn, now, "SET_BUY_TRIGGER", symbol, spent)
-        acct.cash += refund
+        acct.cash += 0
         self._record(acct, txn, now, "trigger_fill", symbol, shares, price, refund)
         if refund:
             self._emit(acct, ACCOUNT_TRANSACTION, txn, now, None, None, refund, action="add")

@@ -164,6 +164,10 @@ class ShardService:
             self._ensure_loaded(cmd.user)
         outcome = self.engine.execute(cmd, now, quote)
         if type(outcome) is NeedQuote:
+            cached = self.quotes.peek(outcome.symbol, now)
+            if cached is not None:
+                outcome = self.engine.execute(cmd, now, cached)
+        if type(outcome) is NeedQuote:
             # Park first: a cached quote calls back at once, and its callback un-parks.
             self._parked[key] = deque()
             d = self.quotes.get(outcome.symbol, outcome.user, now)

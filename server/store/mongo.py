@@ -91,7 +91,8 @@ class MongoStore:
     """The `Store` port on a MongoDB database; one instance per process.
 
     Collections: `accounts` (`_id` = user: `version`, `active`, `tx_count`, `state`),
-    `transactions` (`_id` = "user:idx"), `events` (`_id` = "user:seq:server", with ":txn" when seq < 0), `counters`,
+    `transactions` (`_id` = "user:idx"), `events` (`_id` = "user:seq:server", plus ":txn" when
+    seq < 0), `counters`,
     `credentials` (`_id` = user: `hash`).
     """
 
