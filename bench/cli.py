@@ -89,6 +89,8 @@ def parser() -> argparse.ArgumentParser:
                      help="also replay against a bare Twisted line server: the ceiling")
     out.add_argument("--compare", metavar="OLD.json", help="print the change against a report")
     out.add_argument("--no-progress", action="store_true", help="no live progress bar")
+    out.add_argument("--no-uvloop", action="store_true",
+                     help="run the client on asyncio's own loop even if uvloop is installed")
     return ap
 
 
@@ -101,7 +103,7 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         quote_latency=args.quote_latency, shards=args.shards, up_args=args.up_arg,
         validate=args.validate, calibrate=args.calibrate, dump_to=args.dump_to,
         dumplog_timeout=args.dumplog_timeout, limit=args.limit, keep_data=args.keep_data,
-        progress=not args.no_progress)
+        progress=not args.no_progress, uvloop=not args.no_uvloop)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -59,6 +59,8 @@ class BenchOptions:
     limit: int | None = None
     keep_data: bool = False
     progress: bool = True
+    #: run the client on uvloop when it is installed
+    uvloop: bool = True
 
 
 def load_plan(workload: str, limit: int | None = None) -> tuple[Path, Plan]:
@@ -89,7 +91,7 @@ def run_bench(options: BenchOptions, console: Console) -> dict[str, Any]:
             token = Path(options.token_file).read_text().strip() if options.token_file else None
             root_pid = procstats.listener_pid(port) if host in _LOOPBACK else None
         run = _Run(options, plan, console, host, port, token, root_pid, server)
-        result = _run_loop(run.main())
+        result = _run_loop(run.main(), options.uvloop)
     finally:
         if server is not None:
             code = server.stop()
@@ -102,22 +104,27 @@ def run_bench(options: BenchOptions, console: Console) -> dict[str, Any]:
     return result
 
 
-def _run_loop(coro: Any) -> Any:
-    """Run on uvloop when it is installed (a faster client), else on asyncio's own loop."""
+def _uvloop(wanted: bool) -> Any:
+    if not wanted:
+        return None
     try:
         import uvloop
     except ImportError:
+        return None
+    return uvloop
+
+
+def _run_loop(coro: Any, use_uvloop: bool = True) -> Any:
+    """Run on uvloop when wanted and installed (a faster client), else on asyncio's own loop."""
+    uvloop = _uvloop(use_uvloop)
+    if uvloop is None:
         return asyncio.run(coro)
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         return runner.run(coro)
 
 
-def event_loop_name() -> str:
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return "asyncio"
-    return "uvloop"
+def event_loop_name(use_uvloop: bool = True) -> str:
+    return "asyncio" if _uvloop(use_uvloop) is None else "uvloop"
 
 
 class _Run:
@@ -186,7 +193,7 @@ class _Run:
                        "port": self.port,
                        "quote_latency": options.quote_latency if self.server else None,
                        "shards": len(stats_after.get("shards", [])) if stats_after else None},
-            "settings": {**asdict(settings), "event_loop": event_loop_name()},
+            "settings": {**asdict(settings), "event_loop": event_loop_name(options.uvloop)},
             "planned_commands": plan.commands,
             "commands": commands,
             "wall_s": round(wall, 3),
@@ -340,7 +347,7 @@ def calibrate(plan: Plan, options: BenchOptions, console: Console,
             finally:
                 await close_all(clients)
 
-        wall, recorder, cpu = _run_loop(go())
+        wall, recorder, cpu = _run_loop(go(), options.uvloop)
     rate = recorder.done / wall if wall > 0 else 0.0
     return {
         "commands": recorder.done,

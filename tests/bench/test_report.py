@@ -1,0 +1,147 @@
+"""The report's arithmetic (STATS deltas, CPU per command, memory) and its rendering."""
+
+import io
+import json
+
+from rich.console import Console
+
+from bench.procstats import ProcSample
+from bench.report import (
+    client_problems,
+    load_json,
+    process_summary,
+    quote_summary,
+    render,
+    shard_summary,
+    write_json,
+)
+
+
+def _stats(*shards):
+    return {"gateway": {"lines": 10, "busy": 0, "open": 4},
+            "shards": [dict(shard=i, pid=100 + i, **s) for i, s in enumerate(shards)]}
+
+
+def _quotes(**kw):
+    base = {"hits_local": 0, "hits_redis": 0, "fetches": 0, "requests_sent": 0,
+            "redis_up": True}
+    return {**base, **kw}
+
+
+def test_quote_figures_are_the_change_summed_over_shards():
+    before = _stats({"quotes": _quotes(hits_local=5, fetches=1, requests_sent=1)},
+                    {"quotes": _quotes()})
+    after = _stats({"quotes": _quotes(hits_local=65, hits_redis=10, fetches=6, requests_sent=7)},
+                   {"quotes": _quotes(hits_local=20, fetches=4, requests_sent=4)})
+    q = quote_summary(before, after)
+    assert q["fetches"] == 9
+    assert q["requests_sent"] == 10
+    assert q["hits_local"] == 80
+    assert q["hits_redis"] == 10
+    assert q["cache_hit_rate"] == round(90 / 99, 4)
+    assert "redis_up" not in q
+
+
+def test_no_quote_lookups_means_no_hit_rate():
+    assert quote_summary(None, _stats({"quotes": _quotes()}))["cache_hit_rate"] is None
+
+
+def test_no_stats_means_no_quote_figures():
+    assert quote_summary(None, None) is None
+
+
+def test_shard_summary_gives_commands_per_batch():
+    before = _stats({"commands": 10, "batches": 5})
+    after = _stats({"commands": 110, "batches": 9})
+    row = shard_summary(before, after)["per_shard"][0]
+    assert (row["commands"], row["batches"], row["commands_per_batch"]) == (100, 4, 25.0)
+
+
+def _sample(pid, name, cpu, rss_mb, hwm_mb):
+    return ProcSample(pid, name, cpu, int(rss_mb * 1024), int(hwm_mb * 1024))
+
+
+def test_cpu_per_command_counts_only_the_replay():
+    before = {1: _sample(1, "gateway", 10.0, 50, 50), 2: _sample(2, "shard-0", 3.0, 40, 40)}
+    after = {1: _sample(1, "gateway", 12.0, 60, 70), 2: _sample(2, "shard-0", 6.0, 45, 50)}
+    end = {1: _sample(1, "gateway", 12.5, 60, 70), 2: _sample(2, "shard-0", 6.0, 45, 50)}
+    s = process_summary(before, after, end, peak_rss_kb=110 * 1024, commands=100_000)
+    assert s["cpu_s"] == 5.0
+    assert s["cpu_us_per_command"] == 50.0
+    assert s["dumplog_cpu_s"] == 0.5
+    assert s["peak_rss_mb"] == 110.0
+    assert s["peak_rss_sum_of_process_peaks_mb"] == 120.0
+    assert [(p["role"], p["cpu_us_per_command"]) for p in s["processes"]] == [
+        ("gateway", 20.0), ("shard-0", 30.0)]
+
+
+def test_a_process_born_during_the_run_counts_whole():
+    after = {3: _sample(3, "shard-1", 2.0, 10, 10)}
+    s = process_summary({}, after, after, peak_rss_kb=0, commands=1000)
+    assert s["cpu_s"] == 2.0
+
+
+def test_no_processes_means_no_server_figures():
+    assert process_summary({}, {}, {}, 0, 10) is None
+
+
+def _result(**overrides):
+    result = {
+        "workload": {"name": "10user.txt"},
+        "target": {"mode": "embedded", "shards": 2, "quote_latency": "fixed:5"},
+        "settings": {"connections": 4, "in_flight": 0, "rate": None, "event_loop": "asyncio"},
+        "planned_commands": 3, "commands": 3, "wall_s": 1.5, "commands_per_s": 2.0,
+        "end_to_end": {"commands": 4, "wall_s": 2.0, "commands_per_s": 2.0},
+        "latency": {"all": {"count": 3, "p50_ms": 1.0, "p95_ms": 2.0, "p99_ms": 3.0,
+                            "max_ms": 3.0},
+                    "by_command": {"ADD": {"count": 3, "p50_ms": 1.0, "p95_ms": 2.0,
+                                           "p99_ms": 3.0, "max_ms": 3.0}}},
+        "errors": {"total": 1, "by_code": {"insufficient_funds": 1}, "by_command": {}},
+        "client": {"replies": 3, "busy_retries": 0, "mismatched": 0, "late_replies": 0,
+                   "unmatched_replies": 0, "decode_errors": 0, "cpu_s": 0.1},
+        "quotes": {"fetches": 7, "requests_sent": 8, "cache_hit_rate": 0.5},
+        "server": None, "dumplog": [], "validation": None, "calibration": None,
+    }
+    result.update(overrides)
+    return result
+
+
+def test_a_clean_run_has_no_client_problems():
+    assert client_problems(_result()) == []
+
+
+def test_a_command_without_its_answer_is_a_problem():
+    assert client_problems(_result(commands=2, client={**_result()["client"], "replies": 2}))
+
+
+def test_timeouts_are_a_problem():
+    errors = {"total": 1, "by_code": {"client_timeout": 1}, "by_command": {}}
+    problems = client_problems(_result(errors=errors, client={**_result()["client"],
+                                                              "replies": 2}))
+    assert problems == ["1 client timeout"]
+
+
+def test_unmatched_replies_are_a_problem():
+    assert client_problems(_result(client={**_result()["client"], "unmatched_replies": 2}))
+
+
+def test_busy_retries_add_replies_without_being_a_problem():
+    client = {**_result()["client"], "replies": 5, "busy_retries": 2}
+    assert client_problems(_result(client=client)) == []
+
+
+def test_render_prints_the_headline_figures():
+    out = io.StringIO()
+    render(_result(calibration={"commands_per_s": 8.0, "ratio": 0.25}),
+           Console(file=out, width=120, color_system=None))
+    text = out.getvalue()
+    assert "10user.txt" in text
+    assert "insufficient_funds" in text
+    assert "25.0%" in text
+    assert "50.00%" in text  # cache hit rate
+
+
+def test_json_round_trips(tmp_path):
+    path = tmp_path / "r.json"
+    write_json(_result(), path)
+    assert load_json(path) == json.loads(json.dumps(_result()))
