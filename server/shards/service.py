@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import threads
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
+from twisted.python.threadpool import ThreadPool
 
 from protocol import commands as c
 from protocol.errors import ErrorCode, ProtocolError
@@ -62,7 +63,7 @@ class ShardService:
     def __init__(self, index: int, count: int, engine: Engine, store: Store, quotes: Any,
                  send: Callable[[tuple[Any, ...]], None], dumps: DumpSettings, *,
                  reactor: Any, sweep_interval: float = 2.0, clock: Callable[[], int] = now_ms,
-                 crash_at: str | None = None) -> None:
+                 crash_at: str | None = None, commit_thread: bool = True) -> None:
         self.index = index
         self.count = count
         self.engine = engine
@@ -78,6 +79,11 @@ class ShardService:
         self._replies: list[tuple[int, Reply]] = []
         self._after_commit: list[tuple[int, DumpRequest]] = []
         self._flush_call: Any = None
+        self._committing = False
+        self._flush_again = False
+        self._commit_pool: ThreadPool | None = None
+        if commit_thread:
+            self._commit_pool = ThreadPool(1, 1, name=f"shard-{index}-commit")
         self._expiry_call: Any = None
         self._expiry_at: int | None = None
         self._txn_next = 0
@@ -94,6 +100,8 @@ class ShardService:
 
     def start(self) -> None:
         """Adopt this shard's accounts that hold pending entries or triggers, start the timers."""
+        if self._commit_pool is not None:
+            self._commit_pool.start()
         for acct in self.store.load_active_accounts():
             if shard_of(acct.user, self.count) == self.index and acct.user not in self._loaded:
                 self.engine.load(acct)
@@ -103,6 +111,8 @@ class ShardService:
         self._expire()
 
     def stop(self) -> None:
+        if self._commit_pool is not None:
+            self._commit_pool.stop()
         if self._sweep.running:
             self._sweep.stop()
         for call in (self._flush_call, self._expiry_call):
@@ -228,32 +238,62 @@ class ShardService:
             self._flush_call = self._reactor.callLater(0, self.flush)
 
     def flush(self) -> None:
-        """Commit everything executed since the last flush, then release its replies."""
+        """Commit everything executed since the last flush, then release its replies.
+
+        One commit runs at a time, on the commit thread, while the reactor keeps executing
+        commands; what accumulates meanwhile goes out in the next commit (group commit), so an
+        fsync never stalls the shard.
+        """
         self._flush_call = None
+        if self._committing:
+            self._flush_again = True
+            return
         if not self._replies and not self._after_commit and not self.engine.has_effects():
             return
         effects = self.engine.drain()
         if self._crash_at == "after_apply":
             os._exit(137)
-        if effects.accounts or effects.transactions or effects.events:
-            try:
-                self.store.commit_batch(Batch(effects.accounts, effects.transactions,
-                                              effects.events))
-            except Exception:
-                # The engine already changed memory the store does not have: stop rather than
-                # acknowledge; the gateway restarts the shard from the store.
-                log.exception("commit failed; shard %d stops", self.index)
-                os._exit(70)
-            self.batches += 1
+        replies, self._replies = self._replies, []
+        dumps, self._after_commit = self._after_commit, []
+        if not (effects.accounts or effects.transactions or effects.events):
+            self._release(replies, effects.pushes, dumps)
+            return
+        batch = Batch(effects.accounts, effects.transactions, effects.events)
+        self._committing = True
+        d = self._commit(batch)
+        d.addCallbacks(self._committed, self._commit_failed,
+                       callbackArgs=(replies, effects.pushes, dumps))
+
+    def _commit(self, batch: Batch) -> Deferred[None]:
+        if self._commit_pool is None:
+            return maybeDeferred(self.store.commit_batch, batch)
+        return threads.deferToThreadPool(self._reactor, self._commit_pool,
+                                         self.store.commit_batch, batch)
+
+    def _committed(self, _: None, replies: list[tuple[int, Reply]],
+                   pushes: list[tuple[str, Any]], dumps: list[tuple[int, DumpRequest]]) -> None:
+        self.batches += 1
+        self._committing = False
         if self._crash_at == "after_commit":
             os._exit(137)
-        replies, self._replies = self._replies, []
+        self._release(replies, pushes, dumps)
+        if self._flush_again:
+            self._flush_again = False
+            self._schedule_flush()
+
+    def _commit_failed(self, failure: Failure) -> None:
+        # The engine already changed memory the store does not have: stop rather than
+        # acknowledge; the gateway restarts the shard, which recovers from the store.
+        log.error("commit failed; shard %d stops: %s", self.index, failure.getTraceback())
+        os._exit(70)
+
+    def _release(self, replies: list[tuple[int, Reply]], pushes: list[tuple[str, Any]],
+                 dumps: list[tuple[int, DumpRequest]]) -> None:
         send = self._send
         for req_id, reply in replies:
             send(("R", req_id, reply.to_json(), None if reply.ok else str(reply.code)))
-        for user, event in effects.pushes:
+        for user, event in pushes:
             send(("E", user, event.to_json()))
-        dumps, self._after_commit = self._after_commit, []
         for req_id, request in dumps:
             self._start_dump(req_id, request)
         self._schedule_expiry()
