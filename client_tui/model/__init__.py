@@ -1,0 +1,1 @@
+"""The dashboard's domain logic: plain data and arithmetic on integer cents, no Textual, no I/O."""

@@ -1,0 +1,41 @@
+"""Pushed events and request outcomes in words, for toasts, the status line and the Log view."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+#: Characters of a reply's result shown in the Log view.
+RESULT_SHOWN = 72
+
+
+def describe_event(name: str, data: Mapping[str, Any]) -> str:
+    """`trigger_fired` and `pending_expired` as a sentence; other events as their fields."""
+    symbol, shares, price = data.get("symbol"), data.get("shares"), data.get("price")
+    cash = data.get("cash")
+    if name == "trigger_fired":
+        if data.get("side") == "sell":
+            return (f"Sell trigger fired: sold {shares} {symbol} @ {price} for "
+                    f"{data.get('amount')}; cash {cash}")
+        refund = data.get("refund")
+        extra = f", {refund} unspent back" if refund not in (None, "0.00") else ""
+        return (f"Buy trigger fired: bought {shares} {symbol} @ {price} for "
+                f"{data.get('amount')}{extra}; cash {cash}")
+    if name == "pending_expired":
+        side = str(data.get("side", "")).upper()
+        released = "cost returned" if data.get("side") == "buy" else "shares returned"
+        return (f"Pending {side} #{data.get('txn')} expired: {shares} {symbol} @ {price}, "
+                f"{released}; cash {cash}")
+    return f"{name}: " + json.dumps(dict(data), separators=(",", ":"))
+
+
+def describe_result(result: Mapping[str, Any]) -> str:
+    """A reply's result as compact JSON, cut to RESULT_SHOWN characters."""
+    text = json.dumps(dict(result), separators=(",", ":"))
+    return text if len(text) <= RESULT_SHOWN else text[:RESULT_SHOWN - 1] + "…"
+
+
+def command_of(line: str) -> str:
+    """The command name of a request line: `BUY,u,ABC,1` -> `BUY`."""
+    return line.split(",", 1)[0].strip().upper()

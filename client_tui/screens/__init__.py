@@ -1,0 +1,1 @@
+"""The dashboard's screens: login, the tabbed dashboard, and its dialogs."""

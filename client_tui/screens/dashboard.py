@@ -1,0 +1,148 @@
+"""The dashboard: header, six tabbed views (keys 1-6), status line and footer; trading keys."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, TabbedContent, TabPane
+
+from client_tui.controller import Trader
+from client_tui.view_context import ViewContext
+from client_tui.widgets.account_header import AccountHeader, LinkStatus
+from client_tui.widgets.history import HistoryView
+from client_tui.widgets.log import LogView
+from client_tui.widgets.orders import OrdersView
+from client_tui.widgets.positions import PositionsView
+from client_tui.widgets.status_line import StatusLine
+from client_tui.widgets.table import TradeTable
+from client_tui.widgets.triggers import TriggersView
+from client_tui.widgets.watchlist import WatchlistView
+
+#: (pane id, tab title, view class), in key order 1-6.
+TABS = (
+    ("watchlist", "1 Watchlist", WatchlistView),
+    ("positions", "2 Positions", PositionsView),
+    ("orders", "3 Orders", OrdersView),
+    ("triggers", "4 Triggers", TriggersView),
+    ("history", "5 History", HistoryView),
+    ("log", "6 Log", LogView),
+)
+
+
+class DashboardScreen(Screen):
+    """Views get state via `show()` (attributes down); their requests bubble up as messages."""
+
+    BINDINGS = [
+        Binding("q", "app.quit", "Quit"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("slash", "watch", "Add symbol", key_display="/"),
+        Binding("b", "buy", "Buy"),
+        Binding("s", "sell", "Sell"),
+        Binding("t", "trigger", "Trigger"),
+        Binding("a", "add_funds", "Add funds"),
+        Binding("escape", "focus_table", "Table", show=False),
+        *(Binding(str(i), f"tab('{pane}')", title, show=False)
+          for i, (pane, title, _) in enumerate(TABS, start=1)),
+    ]
+
+    def __init__(self, trader: Trader) -> None:
+        super().__init__()
+        self.trader = trader
+
+    def compose(self) -> ComposeResult:
+        yield AccountHeader(id="account-header")
+        with TabbedContent(initial="watchlist", id="tabs"):
+            for pane, title, view in TABS:
+                with TabPane(title, id=pane):
+                    yield view(id=f"{pane}-view")
+        yield StatusLine(id="status-line")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.call_after_refresh(self.action_focus_table)
+
+    # --- attributes down ------------------------------------------------------------------
+
+    def show(self, ctx: ViewContext, link: LinkStatus) -> None:
+        self.query_one(AccountHeader).show(ctx.store.user, ctx.store.totals(), link,
+                                           ctx.now_ms, ctx.tz)
+        for pane, _, view in TABS:
+            self.query_one(f"#{pane}-view", view).show(ctx)
+
+    @property
+    def status(self) -> StatusLine:
+        return self.query_one(StatusLine)
+
+    @property
+    def active_tab(self) -> str:
+        return self.query_one(TabbedContent).active
+
+    def selected_symbol(self) -> str:
+        """The symbol under the cursor of the watchlist, positions, orders or triggers view."""
+        tab = self.active_tab
+        if tab not in ("watchlist", "positions", "orders", "triggers"):
+            return ""
+        key = self.query_one(f"#{tab}-view").query_one(TradeTable).selected_key or ""
+        if tab == "orders":
+            return ""
+        symbol = key.split(":")[-1]
+        return symbol if symbol.isalpha() and symbol.isupper() else ""
+
+    # --- keys -----------------------------------------------------------------------------
+
+    def action_tab(self, pane: str) -> None:
+        self.query_one(TabbedContent).active = pane
+        self.action_focus_table()
+
+    def action_focus_table(self) -> None:
+        self.query_one(f"#{self.active_tab}-view").query_one(TradeTable).focus()
+
+    def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
+        self.call_after_refresh(self.action_focus_table)
+
+    def action_watch(self) -> None:
+        self.action_tab("watchlist")
+        self.query_one(WatchlistView).focus_input()
+
+    def action_buy(self) -> None:
+        self.trader.open_ticket("buy", self.selected_symbol())
+
+    def action_sell(self) -> None:
+        self.trader.open_ticket("sell", self.selected_symbol())
+
+    def action_trigger(self) -> None:
+        self.trader.open_trigger(symbol=self.selected_symbol())
+
+    def action_add_funds(self) -> None:
+        self.trader.open_add_funds()
+
+    def action_help(self) -> None:
+        self.trader.open_help()
+
+    # --- messages up ----------------------------------------------------------------------
+
+    def on_watchlist_view_watch_requested(self, message: WatchlistView.WatchRequested) -> None:
+        self.trader.watch(message.symbol)
+
+    def on_watchlist_view_unwatch_requested(self,
+                                            message: WatchlistView.UnwatchRequested) -> None:
+        self.trader.unwatch(message.symbol)
+
+    def on_watchlist_view_trade_requested(self, message: WatchlistView.TradeRequested) -> None:
+        self.trader.open_ticket(message.side, message.symbol)
+
+    def on_orders_view_settle_requested(self, message: OrdersView.SettleRequested) -> None:
+        self.trader.settle(message.action, message.side, message.txn)
+
+    def on_triggers_view_edit_requested(self, message: TriggersView.EditRequested) -> None:
+        self.trader.open_trigger(message.row)
+
+    def on_triggers_view_cancel_requested(self, message: TriggersView.CancelRequested) -> None:
+        self.trader.cancel_trigger(message.row)
+
+    def on_triggers_view_new_requested(self, message: TriggersView.NewRequested) -> None:
+        self.trader.open_trigger(symbol=self.selected_symbol())
+
+    def on_history_view_export_requested(self, message: HistoryView.ExportRequested) -> None:
+        self.trader.export_history(message.filter)

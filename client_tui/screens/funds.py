@@ -1,0 +1,70 @@
+"""Add funds (a): an amount in dollars, added to the user's cash with ADD."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from client_tui.model import format as fmt
+from client_tui.model.intents import IntentError, parse_amount
+from client_tui.session import TradingSession
+
+
+class AddFundsDialog(ModalScreen[None]):
+    """Enter adds, Esc closes."""
+
+    BINDINGS = [Binding("escape", "close", "Close")]
+
+    def __init__(self, session: TradingSession) -> None:
+        super().__init__(classes="dialog")
+        self.session = session
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="funds-box"):
+            yield Static(" ADD FUNDS ", id="funds-title", classes="dialog-title")
+            yield Static(f"Cash now {fmt.money(self.session.store.summary.cash)}",
+                         id="funds-cash")
+            with Horizontal(classes="field-row"):
+                yield Label("Amount $", classes="field-label")
+                yield Input(id="funds-amount", placeholder="1000.00")
+            yield Static("", id="funds-error", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button("Add (⏎)", id="funds-add", variant="primary")
+                yield Button("Close (Esc)", id="funds-close")
+
+    def on_mount(self) -> None:
+        self.query_one("#funds-amount", Input).focus()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._add()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "funds-add":
+            self._add()
+        else:
+            self.action_close()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    @work(exclusive=True, group="funds")
+    async def _add(self) -> None:
+        error = self.query_one("#funds-error", Static)
+        try:
+            amount = parse_amount(self.query_one("#funds-amount", Input).value)
+        except IntentError as exc:
+            error.update(str(exc))
+            return
+        error.update("Adding …")
+        outcome = await self.session.add_funds(amount)
+        if not outcome.ok:
+            error.update(outcome.error)
+            return
+        self.app.notify(f"Added {fmt.money(amount)}: cash {outcome.result.get('cash')}")
+        self.dismiss(None)

@@ -1,0 +1,309 @@
+"""The order ticket (b, s): symbol and amount, the quote and its age, shares and cost; once placed,
+a countdown to the server's expiry. Enter places, then commits; Esc cancels (or closes)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, ProgressBar, Static
+
+from client_tui.model import format as fmt
+from client_tui.model.intents import IntentError, parse_amount, parse_symbol
+from client_tui.model.quotes import Freshness, freshness
+from client_tui.model.summary import ReplyShapeError, cents
+from client_tui.session import TradingSession
+from client_tui.widgets.cells import FRESHNESS_STYLE
+
+#: A pending order lives this long on the server (COMMANDS.md).
+PENDING_LIFETIME_MS = 60_000
+#: After the countdown ends, wait this long for `pending_expired` before asking the server.
+EXPIRY_GRACE_MS = 3_000
+
+VERB = {"buy": ("Bought", "cost"), "sell": ("Sold", "proceeds")}
+ING = {"commit": "Committing", "cancel": "Cancelling"}
+
+
+class OrderTicket(ModalScreen[None]):
+    """One BUY or SELL from entry to commit, cancel or expiry."""
+
+    BINDINGS = [
+        Binding("enter", "enter", "Place / commit", priority=True),
+        Binding("escape", "escape", "Cancel / close", priority=True),
+    ]
+
+    def __init__(self, session: TradingSession, server_now_ms: Callable[[], int], side: str,
+                 symbol: str = "", amount: int | None = None, place: bool = False) -> None:
+        super().__init__(classes=f"dialog -{side}")
+        self.session = session
+        self.server_now_ms = server_now_ms
+        self.side = side
+        self._symbol = symbol
+        self._amount = amount
+        self._place_now = place
+        #: "entry", "placing", "pending", "settling" or "done".
+        self.state = "entry"
+        self.order: dict[str, Any] = {}
+        self.txn: int | None = None
+        self.expires_at = 0
+        self._checked_expiry = False
+
+    # --- layout ---------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="ticket-box"):
+            yield Static(Text(f" {self.side.upper()} ", style="bold reverse"), id="ticket-title")
+            with Horizontal(classes="field-row"):
+                yield Label("Symbol", classes="field-label")
+                yield Input(self._symbol, id="ticket-symbol", max_length=3,
+                            placeholder="ABC")
+                yield Label("Amount $", classes="field-label")
+                yield Input("" if self._amount is None else fmt.money(self._amount),
+                            id="ticket-amount", placeholder="100.00")
+            yield Static("", id="ticket-quote")
+            yield Static("", id="ticket-estimate")
+            yield Static("", id="ticket-order")
+            yield ProgressBar(total=PENDING_LIFETIME_MS, show_eta=False, show_percentage=False,
+                              id="ticket-progress")
+            yield Static("", id="ticket-error", classes="error")
+            with Horizontal(classes="buttons"):
+                yield Button(f"Place {self.side.upper()} (⏎)", id="ticket-go",
+                             variant="success" if self.side == "buy" else "error")
+                yield Button("Close (Esc)", id="ticket-stop")
+            yield Static("", id="ticket-hint", classes="note")
+
+    def on_mount(self) -> None:
+        self.query_one("#ticket-progress").display = False
+        self._hint("Enter places the order; Esc closes.")
+        self.query_one("#ticket-amount" if self._symbol else "#ticket-symbol", Input).focus()
+        if self._symbol:
+            self._fetch_quote(self._symbol)
+        self.set_interval(0.25, self._tick)
+        if self._place_now:
+            self.action_enter()
+
+    # --- entry ----------------------------------------------------------------------------
+
+    def _entered(self) -> tuple[str, int]:
+        """The symbol and amount typed; raises IntentError."""
+        symbol = parse_symbol(self.query_one("#ticket-symbol", Input).value)
+        amount_text = self.query_one("#ticket-amount", Input).value
+        if not amount_text.strip():
+            raise IntentError("enter an amount in dollars")
+        return symbol, parse_amount(amount_text)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        if event.input.id == "ticket-symbol":
+            try:
+                self._fetch_quote(parse_symbol(event.value))
+            except IntentError:
+                self.query_one("#ticket-quote", Static).update("")
+        self._show_estimate()
+
+    @work(exclusive=True, group="ticket-quote")
+    async def _fetch_quote(self, symbol: str) -> None:
+        self.query_one("#ticket-quote", Static).update(f"Quote {symbol}: asking …")
+        outcome, _ = await self.session.quote(symbol)
+        if not outcome.ok:
+            self.query_one("#ticket-quote", Static).update(
+                Text(f"Quote {symbol}: {outcome.error}", style="red"))
+        self._show_quote()
+
+    def _show_quote(self) -> None:
+        symbol = self.query_one("#ticket-symbol", Input).value.strip().upper()
+        latest = self.session.store.quotes.latest(symbol) if symbol else None
+        if latest is None:
+            return
+        age = latest.age_at(self.session.clock.now_ms())
+        state = freshness(age)
+        note = {Freshness.FRESH: "backs an order", Freshness.AGING: "about to expire",
+                Freshness.STALE: "expired: the order will get a new quote"}[state]
+        self.query_one("#ticket-quote", Static).update(Text.assemble(
+            ("Quote ", "dim"), (symbol, "bold"), " ", (fmt.money(latest.price), "bold"),
+            ("  age ", "dim"), (fmt.age(age), FRESHNESS_STYLE[state]), f" ({note})"))
+        self._show_estimate()
+
+    def _show_estimate(self) -> None:
+        if self.state != "entry":
+            return
+        estimate = self.query_one("#ticket-estimate", Static)
+        try:
+            symbol, amount = self._entered()
+        except IntentError:
+            estimate.update("")
+            return
+        latest = self.session.store.quotes.latest(symbol)
+        if latest is None:
+            estimate.update("")
+            return
+        shares = amount // latest.price
+        value = shares * latest.price
+        summary = self.session.store.summary
+        if self.side == "buy":
+            after = summary.cash - value
+            text = Text.assemble(
+                ("≈ ", "dim"), (f"{shares:,} shares", "bold"), ("  cost ", "dim"),
+                (fmt.money(value), "bold"), ("  cash after ", "dim"),
+                (fmt.money(after), "bold red" if after < 0 else "bold"))
+        else:
+            held = summary.holdings.get(symbol, 0)
+            text = Text.assemble(
+                ("≈ ", "dim"), (f"{shares:,} shares", "bold"), ("  proceeds ", "dim"),
+                (fmt.money(value), "bold"), ("  you hold ", "dim"),
+                (f"{held:,} free", "bold red" if held < shares else "bold"))
+        if shares == 0:
+            text.append("  (less than one share: amount_too_small)", style="red")
+        estimate.update(text)
+
+    # --- keys -----------------------------------------------------------------------------
+
+    def action_enter(self) -> None:
+        if self.state == "entry":
+            self._place()
+        elif self.state == "pending":
+            self._settle("commit")
+
+    def action_escape(self) -> None:
+        if self.state == "pending":
+            self._settle("cancel")
+        elif self.state in ("entry", "done"):
+            self.dismiss(None)
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "ticket-go":
+            self.action_enter()
+        else:
+            self.action_escape()
+
+    # --- placing and settling -------------------------------------------------------------
+
+    @work(exclusive=True, group="ticket")
+    async def _place(self) -> None:
+        try:
+            symbol, amount = self._entered()
+        except IntentError as exc:
+            self._error(str(exc))
+            return
+        self.state = "placing"
+        self._error("")
+        self._hint(f"Placing {self.side.upper()} …")
+        outcome = await self.session.place(self.side, symbol, amount)
+        if not outcome.ok:
+            self.state = "entry"
+            self._error(outcome.error)
+            self._hint("Fix it and press Enter again, or Esc to close.")
+            return
+        try:
+            self.expires_at = int(outcome.result["expires_at"])
+            price = cents(outcome.result["price"])
+        except (KeyError, TypeError, ValueError, ReplyShapeError) as exc:
+            self._error(f"bad_reply: {exc}")
+            self.state = "done"
+            return
+        self.order = dict(outcome.result)
+        self.txn = outcome.txn
+        self.state = "pending"
+        value = outcome.result.get("cost") or outcome.result.get("proceeds") or ""
+        self.query_one("#ticket-order", Static).update(Text.assemble(
+            (f"Pending {self.side.upper()} #{self.txn}: ", "bold"),
+            (f"{outcome.result.get('shares')} {symbol} @ {fmt.money(price)} = {value}", "bold")))
+        for widget_id in ("#ticket-symbol", "#ticket-amount"):
+            self.query_one(widget_id, Input).disabled = True
+        self.query_one("#ticket-progress").display = True
+        self.query_one("#ticket-go", Button).label = "Commit (⏎)"
+        self.query_one("#ticket-stop", Button).label = f"Cancel {self.side.upper()} (Esc)"
+        self.query_one("#ticket-go", Button).focus()
+        self._tick()
+
+    @work(exclusive=True, group="ticket")
+    async def _settle(self, action: str) -> None:
+        newest = self.session.store.newest_pending(self.side)
+        if newest is not None and newest.txn != self.txn:
+            self._error(f"a newer {self.side.upper()} #{newest.txn} is pending: the server would "
+                        f"{action} that one first; settle it in Orders (3)")
+            return
+        self.state = "settling"
+        self._hint(ING[action] + " …")
+        outcome = await self.session.settle(action, self.side)
+        if outcome.ok:
+            self._settled(action, outcome.result)
+            return
+        if outcome.code in ("no_pending_buy", "no_pending_sell"):
+            self._close(f"{action.upper()} {self.side.upper()} #{self.txn} failed: "
+                        f"{outcome.error}", "error")
+            return
+        self.state = "pending"
+        self._error(outcome.error)
+        self._hint("Enter commits; Esc cancels.")
+
+    def _settled(self, action: str, result: dict[str, Any]) -> None:
+        mine = all(result.get(k) == self.order.get(k) for k in ("symbol", "shares", "price"))
+        what = f"{result.get('shares')} {result.get('symbol')} @ {result.get('price')}"
+        if not mine:
+            # The server settled a newer order of this side: ours is still pending.
+            self.state = "pending"
+            self.notify(f"{action.upper()}_{self.side.upper()} settled a newer order ({what}); "
+                        f"this ticket's #{self.txn} is still pending", severity="warning")
+            self._hint("Enter commits; Esc cancels.")
+            return
+        if action == "commit":
+            verb, field = VERB[self.side]
+            self._close(f"{verb} {what} ({field} {result.get(field, '')})", "information")
+        else:
+            self._close(f"Cancelled {self.side.upper()} of {what}", "information")
+
+    def server_expired(self, event: dict[str, Any]) -> bool:
+        """The server pushed `pending_expired`; True when it was this ticket's order."""
+        if self.state not in ("pending", "settling") or event.get("txn") != self.txn:
+            return False
+        self._close(f"{self.side.upper()} #{self.txn} expired: {event.get('shares')} "
+                    f"{event.get('symbol')} @ {event.get('price')} released "
+                    f"(cash {event.get('cash')})", "warning")
+        return True
+
+    # --- ticking --------------------------------------------------------------------------
+
+    def _tick(self) -> None:
+        if self.state == "entry":
+            self._show_quote()
+            return
+        if self.state not in ("pending", "settling"):
+            return
+        left = self.expires_at - self.server_now_ms()
+        self.query_one("#ticket-progress", ProgressBar).update(progress=max(0, left))
+        if left > 0:
+            self._hint(f"Expires in {fmt.countdown(left)} — Enter commits · Esc cancels")
+            return
+        self._hint("Expired by the server's clock; waiting for its confirmation …")
+        if left < -EXPIRY_GRACE_MS and not self._checked_expiry:
+            self._checked_expiry = True
+            self._confirm_expiry()
+
+    @work(exclusive=True, group="ticket-expiry")
+    async def _confirm_expiry(self) -> None:
+        await self.session.refresh_summary()
+        summary = self.session.store.summary
+        pending = summary.pending_buys if self.side == "buy" else summary.pending_sells
+        if self.state == "pending" and all(o.txn != self.txn for o in pending):
+            self._close(f"{self.side.upper()} #{self.txn} expired", "warning")
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _close(self, message: str, severity: str) -> None:
+        self.state = "done"
+        self.app.notify(message, severity=severity)  # type: ignore[arg-type]
+        self.dismiss(None)
+
+    def _error(self, text: str) -> None:
+        self.query_one("#ticket-error", Static).update(text)
+
+    def _hint(self, text: str) -> None:
+        self.query_one("#ticket-hint", Static).update(text)

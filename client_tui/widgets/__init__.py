@@ -1,0 +1,1 @@
+"""The dashboard's widgets: header, status line, and one view per tab."""

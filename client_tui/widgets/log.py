@@ -1,0 +1,44 @@
+"""Log view: every request with its reply or error code and latency, pushed events, connection
+changes; newest first."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Label
+
+from client_tui.model import format as fmt
+from client_tui.view_context import ViewContext
+from client_tui.widgets import cells
+from client_tui.widgets.table import TradeTable
+
+COLUMNS = ["Time", "Kind", "Request", "Result", "Latency"]
+KIND_STYLE = {"ok": "green", "error": "bold red", "event": "bold magenta",
+              "connection": "bold yellow"}
+#: Entries shown at most (newest).
+SHOWN = 300
+
+
+class LogView(Vertical):
+    """The session's activity."""
+
+    def compose(self) -> ComposeResult:
+        yield TradeTable(COLUMNS, id="log-table")
+        yield Label("", id="log-count", classes="note")
+
+    def show(self, ctx: ViewContext) -> None:
+        entries = list(ctx.store.activity)[-SHOWN:]
+        rows = []
+        for e in reversed(entries):
+            result = Text(e.detail)
+            if e.code:
+                result = Text.assemble((e.code, "bold red"), ": ", e.detail)
+            latency = (cells.right("") if e.latency_ms is None
+                       else cells.right(f"{e.latency_ms:.1f} ms"))
+            rows.append((str(e.seq), (Text(fmt.clock(e.at_ms, ctx.tz), style="dim"),
+                                      Text(e.kind, style=KIND_STYLE.get(e.kind, "")),
+                                      Text(e.request), result, latency)))
+        self.query_one("#log-table", TradeTable).show(rows)
+        self.query_one("#log-count", Label).update(
+            f"{len(ctx.store.activity)} entries, {ctx.store.activity.errors} errors")

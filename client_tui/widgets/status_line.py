@@ -1,0 +1,19 @@
+"""The bottom status line: the last failure (code and message) or the connection's news."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.widgets import Static
+
+
+class StatusLine(Static):
+    """Shows the last error until something succeeds; never a silent spinner."""
+
+    def show_error(self, text: str) -> None:
+        self.update(Text.assemble(("✖ ", "bold red"), (text, "red"), no_wrap=True,
+                                  overflow="ellipsis"))
+        self.set_class(True, "-error")
+
+    def show_info(self, text: str) -> None:
+        self.update(Text.assemble(("• ", "dim"), (text, ""), no_wrap=True, overflow="ellipsis"))
+        self.set_class(False, "-error")
