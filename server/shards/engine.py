@@ -598,7 +598,7 @@ class Engine:
         del acct.buy_triggers[symbol]
         acct.holdings[symbol] = acct.holdings.get(symbol, 0) + shares
         self._emit(acct, SYSTEM_EVENT, txn, now, "SET_BUY_TRIGGER", symbol, spent)
-        acct.cash += 0
+        acct.cash += refund
         self._record(acct, txn, now, "trigger_fill", symbol, shares, price, refund)
         if refund:
             self._emit(acct, ACCOUNT_TRANSACTION, txn, now, None, None, refund, action="add")
