@@ -1,0 +1,118 @@
+"""What the store holds after a run, checked against the pure engine fed the same history.
+
+Lost: a transaction record the engine has and the store lacks. Doubled: one the store has more
+often than the engine. Negative: an account with negative cash or holdings. Replies: final replies
+whose outcome (ok, error code, cash) differs from the engine's answer to the same command.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from protocol.errors import ProtocolError
+from protocol.parser import parse_request
+from protocol.quote import PriceQuote
+from protocol.replies import Reply
+from server.shards.account import Account
+from server.shards.engine import Engine, NeedQuote, quote_unavailable, summary
+from server.store.sqlite import SqliteStore
+
+#: The `now` of the pure replay: one instant, so nothing expires (the server's run is short).
+REPLAY_NOW = 1_764_072_000_000
+
+
+@dataclass
+class Audit:
+    """The differences between the store and the engine."""
+
+    users: int = 0
+    lost: int = 0
+    doubled: int = 0
+    negative: int = 0
+    state_mismatches: list[str] = field(default_factory=list)
+    reply_mismatches: list[str] = field(default_factory=list)
+
+    @property
+    def clean(self) -> bool:
+        return not (self.lost or self.doubled or self.negative or self.state_mismatches
+                    or self.reply_mismatches)
+
+
+def engine_replay(lines: Iterable[tuple[int, str]], price_of: dict[str, int],
+                  unavailable: set[int] = frozenset()) -> tuple[Engine, dict[int, Reply]]:
+    """The lines `(txn, text)` through the pure engine, quotes at `price_of`; the txns in
+    `unavailable` get no quote (they were answered `quote_unavailable`)."""
+    engine = Engine()
+    replies: dict[int, Reply] = {}
+    for txn, text in lines:
+        try:
+            cmd = parse_request(f"[{txn}] {text}")
+        except ProtocolError:
+            continue  # answered with an error; changes nothing
+        outcome = engine.execute(cmd, REPLAY_NOW)
+        if isinstance(outcome, NeedQuote):
+            quote = (quote_unavailable() if txn in unavailable else
+                     PriceQuote(outcome.symbol, price_of[outcome.symbol], REPLAY_NOW, "k",
+                                outcome.user))
+            outcome = engine.execute(cmd, REPLAY_NOW, quote)
+        if isinstance(outcome, Reply):
+            replies[txn] = outcome
+    return engine, replies
+
+
+def _records(acct: Account) -> Counter:
+    return Counter((t.txn, t.kind, t.symbol, t.shares, t.price, t.cash_delta)
+                   for t in acct.transactions)
+
+
+def _state(acct: Account) -> dict:
+    result = summary(acct)
+    for key in ("pending_buys", "pending_sells"):
+        result[key] = [{k: v for k, v in p.items() if k != "expires_at"} for p in result[key]]
+    result["transactions"] = [{k: v for k, v in t.items() if k != "time"}
+                              for t in result["transactions"]]
+    return result
+
+
+def audit_store(store_path: Path, engine: Engine, users: Iterable[str]) -> Audit:
+    """Compare every user's account in the SQLite store with the engine's."""
+    audit = Audit()
+    store = SqliteStore(str(store_path))
+    try:
+        for user in sorted(users):
+            audit.users += 1
+            expected = engine.accounts.get(user)
+            stored = store.load_account(user)
+            if stored is None:
+                if expected is not None:
+                    audit.lost += len(expected.transactions)
+                    audit.state_mismatches.append(f"{user}: no account in the store")
+                continue
+            if stored.cash < 0 or any(n < 0 for n in stored.holdings.values()):
+                audit.negative += 1
+            want = _records(expected) if expected is not None else Counter()
+            have = _records(stored)
+            audit.lost += sum((want - have).values())
+            audit.doubled += sum((have - want).values())
+            if expected is None or _state(stored) != _state(expected):
+                audit.state_mismatches.append(user)
+    finally:
+        store.close()
+    return audit
+
+
+def compare_replies(final: dict[int, Reply], expected: dict[int, Reply], audit: Audit) -> None:
+    """Each final reply against the engine's: same ok, same error code, same cash."""
+    for txn, reply in final.items():
+        want = expected.get(txn)
+        if want is None:
+            continue
+        got_cash = (reply.result or {}).get("cash")
+        want_cash = (want.result or {}).get("cash")
+        if (reply.ok, reply.code, got_cash) != (want.ok, want.code, want_cash):
+            audit.reply_mismatches.append(
+                f"[{txn}] {reply.cmd}: got {reply.ok}/{reply.code}/{got_cash}, "
+                f"want {want.ok}/{want.code}/{want_cash}")
