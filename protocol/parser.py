@@ -53,9 +53,9 @@ def parse_request(line: bytes | str) -> c.Command:
         text = line
         if text.endswith("\n"):
             text = text[:-1]
-        if len(text) > MAX_LINE_BYTES and len(text.encode("utf-8", "surrogatepass")) > (
-            MAX_LINE_BYTES + text.endswith("\r")
-        ):
+        # Bytes, not characters: a non-ASCII character takes up to 4 bytes.
+        size = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        if size > MAX_LINE_BYTES + text.endswith("\r"):
             raise LineTooLong(f"request line longer than {MAX_LINE_BYTES} bytes")
     if text.endswith("\r"):
         text = text[:-1]
