@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from server.store.faults import with_faults_from_env
 from server.store.port import Store
 from server.store.sqlite import SqliteStore
 
@@ -18,12 +19,15 @@ def open_store(url_or_path: str) -> Store:
     MongoDB: the database is the URL's path (default `daytrade`), and the URL options `w` and
     `journal` set the write concern (default majority with journal). SQLite: `sqlite:///rel.db`
     and `sqlite:////abs.db` as in SQLAlchemy, with an optional `?synchronous=NORMAL`.
+    DAYTRADE_STORE_FAULTS (server/store/faults.py) wraps the store in injected faults.
     """
     if url_or_path.startswith(MONGO_SCHEMES):
-        return _open_mongo(url_or_path)
-    if url_or_path.startswith(SQLITE_SCHEME):
-        return _open_sqlite_url(url_or_path)
-    return SqliteStore(url_or_path)
+        store = _open_mongo(url_or_path)
+    elif url_or_path.startswith(SQLITE_SCHEME):
+        store = _open_sqlite_url(url_or_path)
+    else:
+        store = SqliteStore(url_or_path)
+    return with_faults_from_env(store)
 
 
 def mongo_store_options(url: str) -> dict[str, Any]:

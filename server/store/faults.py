@@ -1,0 +1,80 @@
+"""Fault injection around a store, for the reliability battery: a slow or failing commit.
+
+`open_store` wraps every store it opens when DAYTRADE_STORE_FAULTS is set, e.g. `slow:0.5`
+(each `commit_batch` first sleeps 0.5 s) or `fail_every:7` (every 7th `commit_batch` of a process
+raises StoreFault before writing anything); both may be given, separated by a comma. Everything
+else passes straight through to the real store.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from server.store.port import Batch, Store
+
+ENV = "DAYTRADE_STORE_FAULTS"
+
+
+class StoreFault(RuntimeError):
+    """The failure a fault-injecting store raises instead of committing."""
+
+
+@dataclass(frozen=True)
+class StoreFaults:
+    """What to do to commits: sleep `slow_s` first; fail every `fail_every`-th (0: never)."""
+
+    slow_s: float = 0.0
+    fail_every: int = 0
+
+
+def parse_faults(spec: str) -> StoreFaults:
+    """`slow:<seconds>` and/or `fail_every:<n>`, comma-separated; ValueError for anything else."""
+    slow_s, fail_every = 0.0, 0
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        name, _, value = part.partition(":")
+        if name == "slow":
+            slow_s = float(value)
+            if not slow_s >= 0:  # also refuses NaN
+                raise ValueError(f"{ENV}: slow needs seconds >= 0, not {value!r}")
+        elif name == "fail_every":
+            fail_every = int(value)
+            if fail_every < 1:
+                raise ValueError(f"{ENV}: fail_every needs n >= 1, not {value!r}")
+        else:
+            raise ValueError(f"{ENV}: unknown fault {part!r} (slow:<s>, fail_every:<n>)")
+    return StoreFaults(slow_s, fail_every)
+
+
+class FaultyStore:
+    """A store whose `commit_batch` is slowed down or fails as `faults` say."""
+
+    def __init__(self, inner: Store, faults: StoreFaults) -> None:
+        self._inner = inner
+        self._faults = faults
+        self._commits = 0
+        self._lock = threading.Lock()
+
+    def commit_batch(self, batch: Batch) -> None:
+        if self._faults.slow_s:
+            time.sleep(self._faults.slow_s)
+        with self._lock:
+            self._commits += 1
+            failing = self._faults.fail_every and self._commits % self._faults.fail_every == 0
+        if failing:
+            raise StoreFault(f"injected failure of commit #{self._commits} ({ENV})")
+        self._inner.commit_batch(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+
+def with_faults_from_env(store: Store) -> Store:
+    """`store` itself, or wrapped in a FaultyStore when DAYTRADE_STORE_FAULTS is set."""
+    spec = os.environ.get(ENV, "")
+    if not spec:
+        return store
+    return FaultyStore(store, parse_faults(spec))  # type: ignore[return-value]
