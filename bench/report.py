@@ -242,6 +242,9 @@ def render_validation(validation: dict[str, Any], console: Console) -> None:
                           f"DISPLAY_SUMMARY cash[/] ({_n(cash['users'])} users"
                           + (f", {cash['moved']} moved during the check" if cash["moved"] else "")
                           + ")")
+            if cash.get("unverified"):
+                console.print(f"[yellow]cash: {cash['unverified']} users changed too much "
+                              f"around the DUMPLOG to be checked")
         else:
             console.print(f"[red]cash: {cash['mismatches']} of {cash['users']} users differ "
                           f"from DISPLAY_SUMMARY")

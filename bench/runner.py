@@ -7,6 +7,8 @@ previous reply comes, whichever is later, and its latency counts from its releas
 
 The hot path is callbacks on the client's futures (no task per user), so the client costs as
 little CPU as possible: on a 2-core machine it shares the CPU with the server it measures.
+Timeouts are one watchdog over the users in flight rather than the client's per-request timer:
+the client's timer list keeps every answered reply alive behind the oldest unanswered one.
 """
 
 from __future__ import annotations
@@ -68,14 +70,17 @@ class ClientCounters:
 class _UserRun:
     """One user's progress through its script."""
 
-    __slots__ = ("script", "client", "lane", "pos", "started", "due", "busy", "on_reply")
+    __slots__ = ("script", "client", "lane", "pos", "started", "sent_at", "fut", "due", "busy",
+                 "on_reply")
 
     def __init__(self, script: UserScript, lane: _Lane) -> None:
         self.script = script
         self.lane = lane
         self.client = lane.client
         self.pos = 0
-        self.started = 0.0  # perf_counter of the current command's send (or release)
+        self.started = 0.0  # perf_counter the current command's latency counts from
+        self.sent_at = 0.0  # perf_counter of the current command's (latest) send
+        self.fut: asyncio.Future[Reply] | None = None
         self.due = 0  # open loop: commands released so far
         self.busy = False  # a command is in flight
         self.on_reply: Callable[[asyncio.Future[Reply]], None] = lambda fut: None
@@ -114,11 +119,13 @@ class Replayer:
         self._released = 0
         self._t0 = 0.0
         self._ticker: asyncio.TimerHandle | None = None
+        self._watchdog: asyncio.TimerHandle | None = None
 
     async def run(self) -> float:
         """Replay every user's script; returns the wall time in seconds."""
         cpu0 = time.process_time()
         self._t0 = self.recorder.start = time.perf_counter()
+        self._watch()
         if self._remaining == 0:
             self._finished.set_result(None)
         elif self.settings.rate:
@@ -129,8 +136,9 @@ class Replayer:
         try:
             await self._finished
         finally:
-            if self._ticker is not None:
-                self._ticker.cancel()
+            for handle in (self._ticker, self._watchdog):
+                if handle is not None:
+                    handle.cancel()
         wall = time.perf_counter() - self._t0
         self.counters.cpu_s = time.process_time() - cpu0
         for client in self.clients:
@@ -182,6 +190,16 @@ class Replayer:
 
     # --- both -----------------------------------------------------------------------------------
 
+    def _watch(self) -> None:
+        """Cancel commands waiting longer than the timeout (their late replies are dropped)."""
+        timeout = self.settings.timeout
+        deadline = time.perf_counter() - timeout
+        for run in self._runs:
+            fut = run.fut
+            if fut is not None and run.sent_at < deadline and not fut.done():
+                fut.cancel()
+        self._watchdog = self._loop.call_later(min(1.0, timeout / 4), self._watch)
+
     def _send(self, run: _UserRun, fresh: bool) -> None:
         """Send the user's current command (again, after `busy`, when not `fresh`)."""
         script = run.script
@@ -196,8 +214,7 @@ class Replayer:
                 run.busy = False  # waits for its release
                 return
             try:
-                fut = run.client.send(script.texts[pos], txn=script.txns[pos],
-                                      timeout=self.settings.timeout)
+                fut = run.client.send(script.texts[pos], txn=script.txns[pos], timeout=None)
             except (ConnectionLost, ValueError) as exc:
                 now = time.perf_counter()
                 code = LOST if isinstance(exc, ConnectionLost) else CLIENT_ERROR
@@ -205,8 +222,10 @@ class Replayer:
                 run.pos = pos + 1
                 fresh = True
                 continue
+            run.sent_at = now = time.perf_counter()
             if fresh:
-                run.started = self._scheduled(run) if rate else time.perf_counter()
+                run.started = self._scheduled(run) if rate else now
+            run.fut = fut
             run.busy = True
             fut.add_done_callback(run.on_reply)
             return
@@ -223,9 +242,10 @@ class Replayer:
             now = perf_counter()
             pos = run.pos
             kind = script.kinds[pos]
+            run.fut = None
             try:
                 reply = fut.result()
-            except RequestTimeout:
+            except (asyncio.CancelledError, RequestTimeout):  # cancelled by the watchdog
                 code: str | None = TIMEOUT
             except ConnectionLost:
                 code = LOST

@@ -24,7 +24,7 @@ from bench.metrics import Recorder
 from bench.plan import Plan, build_plan
 from bench.progress import LiveProgress
 from bench.runner import Replayer, ReplaySettings, close_all, connect_all
-from bench.validate import check_cash, scan_log, summary_cash, validation_report
+from bench.validate import CashSummary, cash_summary, check_cash, scan_log, validation_report
 from bench.workload import WorkloadLine, read_workload, resolve
 from protocol.client import DaytradeClient
 from protocol.errors import ErrorCode
@@ -246,16 +246,16 @@ class _Run:
                 self.tree.rescan()
             self.tree.poll()
 
-    async def summaries(self, clients: list[DaytradeClient]) -> dict[str, int | None]:
+    async def summaries(self, clients: list[DaytradeClient]) -> dict[str, CashSummary | None]:
         """Every user's cash by DISPLAY_SUMMARY (None for a user the server does not know)."""
         users = [u.user for u in self.plan.users if u.user]
         futures = [clients[i % len(clients)].send(f"DISPLAY_SUMMARY,{user}", txn=self.txn())
                    for i, user in enumerate(users)]
         replies: list[Reply] = await asyncio.gather(*futures)
-        cash: dict[str, int | None] = {}
+        cash: dict[str, CashSummary | None] = {}
         for user, reply in zip(users, replies):
             if reply.ok:
-                cash[user] = summary_cash(reply.result)
+                cash[user] = cash_summary(reply.result)
             elif reply.code is ErrorCode.UNKNOWN_USER:
                 cash[user] = None
             else:
@@ -306,8 +306,8 @@ class _Run:
             shutil.copy2(server_path, target)
         return str(target.resolve())
 
-    def check(self, dumps: list[dict[str, Any]], before: dict[str, int | None],
-              after: dict[str, int | None]) -> dict[str, Any]:
+    def check(self, dumps: list[dict[str, Any]], before: dict[str, CashSummary | None],
+              after: dict[str, CashSummary | None]) -> dict[str, Any]:
         """Validate the last all-users DUMPLOG file saved."""
         whole = [d for d in dumps if d.get("ok") and d.get("user") is None and d.get("saved_to")]
         if not whole:

@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from bench.validate import check_cash, scan_log, summary_cash, validate_file, validation_report
+from bench.validate import (
+    CashSummary,
+    cash_summary,
+    check_cash,
+    scan_log,
+    states_between,
+    validate_file,
+    validation_report,
+)
 
 TS = 1764072000000
 
@@ -73,23 +81,55 @@ def test_an_unreadable_action_is_reported(tmp_path):
     assert not validation_report(scan, None)["ok"]
 
 
+def _summary(cash, total=0, deltas=()):
+    return CashSummary(cash, total, tuple(deltas))
+
+
 def test_cash_matching_the_summary_passes():
-    check = check_cash({"a": 100, "b": 0}, ["a", "b"], {"a": 100, "b": 0}, {"a": 100, "b": 0})
+    same = {"a": _summary(100, 1, [100]), "b": _summary(0)}
+    check = check_cash({"a": 100, "b": 0}, ["a", "b"], same, same)
     assert check.ok
     assert (check.users, check.matched, check.moved) == (2, 2, 0)
 
 
 def test_cash_differing_from_the_summary_fails():
-    check = check_cash({"a": 150}, ["a"], {"a": 100}, {"a": 100})
+    same = {"a": _summary(100, 1, [100])}
+    check = check_cash({"a": 150}, ["a"], same, same)
     assert not check.ok
-    assert check.mismatches == [{"user": "a", "log_cents": 150, "summary_cents": 100,
-                                 "summary_before_cents": 100}]
+    assert check.mismatch_count == 1
+    assert check.mismatches[0]["log_cents"] == 150
+    assert check.mismatches[0]["summary_cents"] == 100
 
 
-def test_a_user_whose_cash_moved_during_the_check_matches_either_summary():
-    check = check_cash({"a": 100}, ["a"], {"a": 100}, {"a": 250})
-    assert check.ok
-    assert check.moved == 1
+def test_log_cash_held_between_the_summaries_passes():
+    # Two reservations expired between the summaries: 100 -> 130 -> 180.
+    before = {"a": _summary(100, 3, [-50, -50, 200])}
+    after = {"a": _summary(180, 5, [50, 30, -50, -50, 200])}
+    for logged in (100, 130, 180):
+        check = check_cash({"a": logged}, ["a"], before, after)
+        assert check.ok and check.moved == 1, logged
+
+
+def test_log_cash_never_held_between_the_summaries_fails():
+    before = {"a": _summary(100, 3, [-50, -50, 200])}
+    after = {"a": _summary(180, 5, [50, 30, -50, -50, 200])}
+    assert not check_cash({"a": 150}, ["a"], before, after).ok
+
+
+def test_summaries_whose_transactions_do_not_add_up_fail():
+    # The newest change claims +30 but cash moved by +80.
+    before = {"a": _summary(100, 1, [100])}
+    after = {"a": _summary(180, 2, [30, 100])}
+    check = check_cash({"a": 180}, ["a"], before, after)
+    assert not check.ok
+    assert "do not lead" in check.mismatches[0]["reason"]
+
+
+def test_more_changes_than_a_summary_lists_leave_the_user_unverified():
+    before = {"a": _summary(0, 0)}
+    after = {"a": _summary(2100, 21, [100] * 20)}
+    check = check_cash({"a": 5}, ["a"], before, after)
+    assert check.ok and check.unverified == 1 and check.matched == 0
 
 
 def test_a_user_the_server_does_not_know_has_no_cash():
@@ -97,11 +137,21 @@ def test_a_user_the_server_does_not_know_has_no_cash():
     assert not check_cash({"ghost": 5}, ["ghost"], {"ghost": None}, {"ghost": None}).ok
 
 
-def test_summary_cash_reads_cents():
-    assert summary_cash({"cash": "12.34"}) == 1234
-    assert summary_cash(None) is None
+def test_states_between_walks_back_the_newest_changes():
+    before = _summary(100, 1, [100])
+    after = _summary(70, 3, [-10, -20, 100])
+    assert states_between(before, after) == [70, 80, 100]
+    assert states_between(after, after) == [70]
+    assert states_between(None, None) == [0]
+
+
+def test_cash_summary_reads_cents_and_signed_deltas():
+    summary = cash_summary({"cash": "12.34", "transactions_total": 7,
+                            "transactions": [{"cash_delta": "-1.50"}, {"cash_delta": "2.00"}]})
+    assert summary == CashSummary(1234, 7, (-150, 200))
+    assert cash_summary(None) is None
     with pytest.raises(ValueError):
-        summary_cash({"cash": "-1"})
+        cash_summary({"cash": "-1"})
 
 
 def test_validate_file_reports_a_valid_log(tmp_path):
@@ -111,7 +161,7 @@ def test_validate_file_reports_a_valid_log(tmp_path):
 
 def test_the_report_fails_when_cash_differs(tmp_path):
     scan = scan_log(_log(tmp_path, _account(1, "add", "alice", "1.00")))
-    report = validation_report(scan, check_cash(scan.cash, ["alice"], {"alice": 0},
-                                                {"alice": 0}))
+    nothing = {"alice": CashSummary(0, 0, ())}
+    report = validation_report(scan, check_cash(scan.cash, ["alice"], nothing, nothing))
     assert report["schema_ok"] and not report["ok"]
     assert report["cash"]["mismatches"] == 1
