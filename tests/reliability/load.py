@@ -151,7 +151,11 @@ class DependencyLoad:
         tasks.append(asyncio.create_task(self._probe(stop)))
         actions = []
         try:
-            await asyncio.sleep(phase_s)  # "normal" first
+            self.phase = "warm-up"  # until every user has had a reply (the shards start)
+            while len({c.user for c in self.commands if c.final is not None}) < len(self.users):
+                await asyncio.sleep(0.05)
+            self.phase = "normal"
+            await asyncio.sleep(phase_s)
             for name, action in phases:
                 self.phase = name
                 if action is not None:  # may block for a while (a held lock): not awaited here
