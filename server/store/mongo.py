@@ -1,11 +1,16 @@
 """The production store on MongoDB (pymongo): batches made idempotent on replay instead of atomic.
 
-Without a replica set there are no multi-document transactions, so a batch is written in three
-unordered bulk writes, each safe to repeat: audit events, then transactions (both upserted by
-deterministic ids), then account documents last, each replaced only if the stored version is
-lower. A crash between them leaves at most audit and transaction rows ahead of the document, never
-a document whose audit is missing. Re-applying the lost commands reuses the same ids and overwrites
-those rows, and `load_account` hides transactions the document does not yet count (`tx_count`).
+Without a replica set there are no multi-document transactions, so a batch is written in four
+unordered bulk writes, each safe to repeat: audit events, then transactions, then replies (all
+upserted by deterministic ids), then account documents last, each replaced only if the stored
+version is lower. A crash between them leaves at most audit, transaction and reply rows ahead of
+the document, never a document whose audit is missing. Re-applying the lost commands reuses the
+same ids and overwrites those rows, and a load hides transactions the document does not yet count
+(`tx_count`) and replies above the document's `last_txn`.
+
+Known limit: a reply row of a lost command that is never retried stays hidden only until the
+user's `last_txn` passes its txn; a later retry of exactly that txn and line, after the shard has
+reloaded the user, is then answered from the row instead of as a stale txn.
 """
 
 from __future__ import annotations
@@ -14,14 +19,22 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any
 
-from pymongo import ASCENDING, IndexModel, MongoClient, ReplaceOne, ReturnDocument, UpdateOne
+from pymongo import (
+    ASCENDING,
+    DESCENDING,
+    IndexModel,
+    MongoClient,
+    ReplaceOne,
+    ReturnDocument,
+    UpdateOne,
+)
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 from pymongo.write_concern import WriteConcern
 
-from server.shards.account import Account
+from server.shards.account import RECENT_REPLIES, Account
 from server.shards.audit_events import AuditEvent, TxRecord
-from server.store.documents import is_active
+from server.store.documents import ReplyRow, is_active, recent_replies
 from server.store.port import Batch
 
 DEFAULT_DATABASE = "daytrade"
@@ -45,6 +58,10 @@ _USER_EVENT_ORDER = [("user", ASCENDING), ("txn", ASCENDING), ("seq", ASCENDING)
 _TX_FIELDS = TxRecord._fields
 _TX_PROJECTION = {"_id": False, "user": True, "idx": True, **dict.fromkeys(_TX_FIELDS, True)}
 _TX_ORDER = [("user", ASCENDING), ("idx", ASCENDING)]
+
+_REPLY_PROJECTION = {"_id": False, "txn": True, "line": True, "reply": True}
+_REPLY_INDEX = [("user", ASCENDING), ("txn", ASCENDING)]
+_NEWEST_FIRST = [("txn", DESCENDING)]
 
 TXN_COUNTER_ID = "txn"
 
@@ -80,6 +97,13 @@ def _tx_from_doc(doc: dict[str, Any]) -> TxRecord:
     return TxRecord._make([doc[name] for name in _TX_FIELDS])
 
 
+def _reply_upsert(user: str, txn: int, line: str, reply: str) -> ReplaceOne:
+    key = f"{user}:{txn}"
+    return ReplaceOne({"_id": key},
+                      {"_id": key, "user": user, "txn": txn, "line": line, "reply": reply},
+                      upsert=True)
+
+
 def parse_write_concern(w: str | int) -> str | int:
     """`"majority"`, a tag set name, or a number of nodes given as text ("1")."""
     if isinstance(w, int):
@@ -91,8 +115,8 @@ class MongoStore:
     """The `Store` port on a MongoDB database; one instance per process.
 
     Collections: `accounts` (`_id` = user: `version`, `active`, `tx_count`, `state`),
-    `transactions` (`_id` = "user:idx"), `events` (`_id` = "user:seq:server", plus ":txn" when
-    seq < 0), `counters`,
+    `transactions` (`_id` = "user:idx"), `replies` (`_id` = "user:txn": `line`, `reply`),
+    `events` (`_id` = "user:seq:server", plus ":txn" when seq < 0), `counters`,
     `credentials` (`_id` = user: `hash`).
     """
 
@@ -114,6 +138,7 @@ class MongoStore:
 
         self._accounts = collection("accounts")
         self._transactions = collection("transactions")
+        self._replies = collection("replies")
         self._events = collection("events")
         self._counters = collection("counters")
         self._credentials = collection("credentials")
@@ -125,6 +150,9 @@ class MongoStore:
             IndexModel(_USER_EVENT_ORDER, name="user_txn_seq"),
         ])
         self._transactions.create_indexes([IndexModel(_TX_ORDER, name="user_idx", unique=True)])
+        # Rows are not pruned: finding where a user's newest RECENT_REPLIES begin would cost a
+        # round trip per user and commit. They are small.
+        self._replies.create_indexes([IndexModel(_REPLY_INDEX, name="user_txn", unique=True)])
         self._accounts.create_indexes([IndexModel([("active", ASCENDING)], name="active")])
 
     # -- writes ------------------------------------------------------------------------------
@@ -145,6 +173,8 @@ class MongoStore:
                 if idx >= tx_counts.get(user, 0):
                     tx_counts[user] = idx + 1
             _bulk_upsert(self._transactions, ops)
+        if batch.replies:
+            _bulk_upsert(self._replies, [_reply_upsert(*row) for row in batch.replies])
         # Documents last: once one is written, everything it reflects is already durable.
         if batch.accounts:
             _bulk_upsert(self._accounts, [_account_update(doc, tx_counts.get(doc["user"]))
@@ -163,6 +193,12 @@ class MongoStore:
             self._upsert_counter({"$max": {"value": floor}})
         counter = self._upsert_counter({"$inc": {"value": count}})
         return counter["value"] - count + 1
+
+    def max_txn(self) -> int:
+        """The highest txn in the audit log or reserved by `reserve_txns`; 0 if none."""
+        newest = self._events.find_one({}, {"_id": False, "txn": True}, sort=_NEWEST_FIRST)
+        counter = self._counters.find_one({"_id": TXN_COUNTER_ID})
+        return max(newest["txn"] if newest else 0, counter["value"] if counter else 0)
 
     def _upsert_counter(self, update: dict[str, Any]) -> dict[str, Any]:
         def upsert() -> dict[str, Any]:
@@ -192,7 +228,8 @@ class MongoStore:
                 {"user": user, "idx": {"$lt": tx_count}}, _TX_PROJECTION,
                 sort=_TX_ORDER, batch_size=FETCH_SIZE)
             records = list(map(_tx_from_doc, cursor))
-        return Account.from_doc(stored["state"], records)
+        state = stored["state"]
+        return Account.from_doc(state, records, self._recent_replies(state))
 
     def account_exists(self, user: str) -> bool:
         return self._accounts.find_one({"_id": user}, {"_id": True}) is not None
@@ -222,7 +259,19 @@ class MongoStore:
                 if doc["idx"] < counts[user]:
                     records[user].append(_tx_from_doc(doc))
         for doc in stored:
-            yield Account.from_doc(doc["state"], records[doc["_id"]])
+            state = doc["state"]
+            # One query per account: the newest few of each user cannot be had in one find.
+            yield Account.from_doc(state, records[doc["_id"]], self._recent_replies(state))
+
+    def _recent_replies(self, state: dict[str, Any]) -> list[ReplyRow] | None:
+        """The user's newest replies the document reflects (a reply row of a batch cut short
+        has a txn above its `last_txn`), for `Account.from_doc`."""
+        last_txn = state["last_txn"]
+        if not last_txn:  # no state-changing command answered yet: no rows to look for
+            return None
+        cursor = self._replies.find({"user": state["user"], "txn": {"$lte": last_txn}},
+                                    _REPLY_PROJECTION, sort=_NEWEST_FIRST, limit=RECENT_REPLIES)
+        return recent_replies(state, [(r["txn"], r["line"], r["reply"]) for r in cursor])
 
     def iter_events(self, user: str | None = None) -> Iterator[AuditEvent]:
         """Audit events ordered by (txn, user, seq), streamed with a server cursor."""

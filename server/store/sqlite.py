@@ -2,8 +2,8 @@
 
 A batch is one `BEGIN IMMEDIATE` transaction, so it is all or nothing; with `synchronous=FULL` the
 commit returns only after the WAL is fsynced. Rows carry natural keys (user + index for
-transactions, txn + user + seq + server for events), so a replayed batch inserts nothing twice, and
-an account document is replaced only by a higher version.
+transactions, txn + user + seq + server for events, user + txn for replies), so a replayed batch
+inserts nothing twice, and an account document is replaced only by a higher version.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from server.shards.account import Account
+from server.shards.account import RECENT_REPLIES, Account
 from server.shards.audit_events import AuditEvent, TxRecord
-from server.store.documents import is_active
+from server.store.documents import is_active, recent_replies
 from server.store.port import Batch
 
 #: How long a writer waits for another process's write lock before failing (ms).
@@ -36,6 +36,8 @@ WAL_RETRY_S = 0.005
 # page per user and batch, and per-user DUMPLOG is rare enough to filter a scan instead. `user` is
 # '' for an event without one (a valid user id is never empty): key columns must be NOT NULL.
 # Transactions are rowid rows with a small unique index on (user, idx) for loading and replays.
+# Replies are clustered by (user, txn): a load reads a user's newest from one leaf, and the rows
+# of a user's commands in one batch share a page.
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS accounts (
     user TEXT PRIMARY KEY,
@@ -74,6 +76,13 @@ CREATE TABLE IF NOT EXISTS events (
     message TEXT,
     PRIMARY KEY (txn, user, seq, server)
 ) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS replies (
+    user TEXT NOT NULL,
+    txn INTEGER NOT NULL,
+    line TEXT NOT NULL,
+    reply TEXT NOT NULL,
+    PRIMARY KEY (user, txn)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
@@ -99,6 +108,18 @@ _INSERT_TX = (
 )
 _SELECT_TXS = f"SELECT {_TX_COLUMNS} FROM transactions WHERE user = ? ORDER BY idx"
 
+# A replayed batch rewrites the same row.
+_INSERT_REPLY = "INSERT OR REPLACE INTO replies (user, txn, line, reply) VALUES (?, ?, ?, ?)"
+_SELECT_REPLIES = (
+    f"SELECT txn, line, reply FROM replies WHERE user = ? ORDER BY txn DESC LIMIT {RECENT_REPLIES}"
+)
+# Two seeks on the primary key: the txn of the user's oldest reply still kept, then the range
+# below it. NULL (nothing deleted) while the user has no more than RECENT_REPLIES rows.
+_PRUNE_REPLIES = (
+    "DELETE FROM replies WHERE user = ?1 AND txn < (SELECT txn FROM replies WHERE user = ?1 "
+    f"ORDER BY txn DESC LIMIT 1 OFFSET {RECENT_REPLIES - 1})"
+)
+
 _UPSERT_ACCOUNT = (
     "INSERT INTO accounts (user, version, doc, active) VALUES (?, ?, ?, ?) "
     "ON CONFLICT (user) DO UPDATE SET "
@@ -111,6 +132,12 @@ _RESERVE_TXNS = (
     "INSERT INTO meta (key, value) VALUES ('txn', :floor + :count) "
     "ON CONFLICT (key) DO UPDATE SET value = max(value, :floor) + :count "
     "RETURNING value"
+)
+
+# One statement, so one snapshot; max(txn) is the last entry of the events' primary key.
+_MAX_TXN = (
+    "SELECT max(coalesce((SELECT max(txn) FROM events), 0), "
+    "coalesce((SELECT value FROM meta WHERE key = 'txn'), 0))"
 )
 
 _dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
@@ -135,6 +162,11 @@ def _event_from_row(row: tuple[Any, ...]) -> AuditEvent:
 
 def _account_row(doc: dict[str, Any]) -> tuple[str, int, str, int]:
     return doc["user"], doc["version"], _dumps(doc), 1 if is_active(doc) else 0
+
+
+def _account(doc: dict[str, Any], txs: list[tuple[Any, ...]],
+             newest_replies: list[tuple[int, str, str]]) -> Account:
+    return Account.from_doc(doc, list(map(_make_tx, txs)), recent_replies(doc, newest_replies))
 
 
 class SqliteStore:
@@ -189,14 +221,20 @@ class SqliteStore:
         if not batch:
             return
         events, transactions, accounts = batch.events, batch.transactions, batch.accounts
+        replies = batch.replies
 
         def write(conn: sqlite3.Connection) -> None:
-            # Audit and transactions before the documents, the same order as the MongoDB adapter
-            # (here it only matters for which statement a failure interrupts: none survive).
+            # Audit, transactions and replies before the documents, the same order as the MongoDB
+            # adapter (here it only matters for which statement a failure interrupts: none survive).
             if events:
                 conn.executemany(_INSERT_EVENT, map(_event_row, events))
             if transactions:
                 conn.executemany(_INSERT_TX, ((user, idx, *rec) for user, idx, rec in transactions))
+            if replies:
+                conn.executemany(_INSERT_REPLY, replies)
+                # Keep each user's newest RECENT_REPLIES only: the pages are already dirty, and a
+                # smaller table makes the inserts cheaper than the deletes cost (measured).
+                conn.executemany(_PRUNE_REPLIES, [(user,) for user in {r[0] for r in replies}])
             if accounts:
                 conn.executemany(_UPSERT_ACCOUNT, map(_account_row, accounts))
 
@@ -212,6 +250,11 @@ class SqliteStore:
                 _RESERVE_TXNS, {"floor": floor, "count": count}).fetchone()[0])
         return last - count + 1
 
+    def max_txn(self) -> int:
+        """The highest txn in the audit log or reserved by `reserve_txns`; 0 if none."""
+        with self._lock:
+            return self._conn.execute(_MAX_TXN).fetchone()[0]
+
     def set_password_hash(self, user: str, password_hash: str) -> None:
         with self._lock:
             self._conn.execute(
@@ -225,16 +268,18 @@ class SqliteStore:
     def load_account(self, user: str) -> Account | None:
         with self._lock:
             conn = self._conn
-            # One read transaction, so the document and its transactions are the same commit's.
+            # One read transaction, so the document, its transactions and its replies are the
+            # same commit's.
             conn.execute("BEGIN")
             try:
                 row = conn.execute("SELECT doc FROM accounts WHERE user = ?", (user,)).fetchone()
-                txs = None if row is None else conn.execute(_SELECT_TXS, (user,)).fetchall()
+                if row is None:
+                    return None
+                txs = conn.execute(_SELECT_TXS, (user,)).fetchall()
+                replies = conn.execute(_SELECT_REPLIES, (user,)).fetchall()
             finally:
                 conn.execute("COMMIT")
-        if row is None:
-            return None
-        return Account.from_doc(_loads(row[0]), list(map(_make_tx, txs)))
+        return _account(_loads(row[0]), txs, replies)
 
     def account_exists(self, user: str) -> bool:
         with self._lock:
@@ -248,15 +293,18 @@ class SqliteStore:
         return None if row is None else row[0]
 
     def load_active_accounts(self) -> Iterator[Account]:
-        """Accounts with a pending entry or a trigger, each with its transactions, streamed."""
+        """Accounts with a pending entry or a trigger, each with its transactions and replies,
+        streamed."""
         with closing(self._connect()) as conn:
             conn.execute("BEGIN")
             try:
                 accounts = conn.execute("SELECT doc FROM accounts WHERE active ORDER BY user")
                 for (doc_text,) in _fetch_all(accounts):
                     doc = _loads(doc_text)
-                    txs = conn.execute(_SELECT_TXS, (doc["user"],)).fetchall()
-                    yield Account.from_doc(doc, list(map(_make_tx, txs)))
+                    key = (doc["user"],)
+                    txs = conn.execute(_SELECT_TXS, key).fetchall()
+                    replies = conn.execute(_SELECT_REPLIES, key).fetchall()
+                    yield _account(doc, txs, replies)
             finally:
                 conn.execute("COMMIT")
 

@@ -1,4 +1,4 @@
-"""Accounts, transactions and audit events to commit in the store tests."""
+"""Accounts, transactions, replies and audit events to commit in the store tests."""
 
 from __future__ import annotations
 
@@ -64,7 +64,31 @@ def every_kind_of_event(txn: int, user: str) -> list[AuditEvent]:
     ]
 
 
+def reply(txn: int, user: str = "alice") -> tuple[int, str, str]:
+    """A stored reply of an ADD: (txn, canonical line, reply JSON)."""
+    return txn, f"ADD,{user},{txn}.00", f'{{"txn":{txn},"ok":true,"cmd":"ADD"}}'
+
+
+def answer(account: Account, txn: int) -> None:
+    """Record that `account` answered a state-changing command `txn`, as the engine does."""
+    account.last_txn = txn
+    account.recent.append(reply(txn, account.user))
+
+
+def reply_rows(account: Account) -> list[tuple[str, int, str, str]]:
+    """`Batch.replies` rows of every reply the account holds."""
+    return [(account.user, txn, line, json) for txn, line, json in account.recent]
+
+
+def old_format_doc(account: Account) -> dict:
+    """The account's document as versions before reply rows wrote it: replies inside, `recent`."""
+    return {**account.to_doc(), "recent": [list(entry) for entry in account.recent]}
+
+
 def batch_for(account: Account, events: list[AuditEvent] = (),
-              transactions: list[tuple[str, int, TxRecord]] = ()) -> Batch:
+              transactions: list[tuple[str, int, TxRecord]] = (),
+              replies: list[tuple[str, int, str, str]] | None = None) -> Batch:
+    """A batch of the account's document; its replies default to all it holds."""
     return Batch(accounts=[account.to_doc()], transactions=list(transactions),
-                 events=list(events))
+                 events=list(events),
+                 replies=reply_rows(account) if replies is None else list(replies))

@@ -7,18 +7,21 @@ import uuid
 
 import pytest
 
-from server.shards.account import Pending
+from server.shards.account import RECENT_REPLIES, Pending
 from server.shards.audit_events import ERROR_EVENT, AuditEvent
 from server.store.mongo import MongoStore
 from server.store.port import Batch
 from server.store.sqlite import SqliteStore
 from tests.store.samples import (
     T0,
+    answer,
     batch_for,
     busy_account,
     command_event,
     every_kind_of_event,
     idle_account,
+    old_format_doc,
+    reply,
     tx,
 )
 
@@ -210,6 +213,26 @@ def test_reserving_no_txns_is_refused(store):
         store.reserve_txns(0)
 
 
+def test_an_empty_store_knows_of_no_txn(store):
+    assert store.max_txn() == 0
+
+
+def test_the_highest_txn_known_is_the_newest_audit_event_above_the_reserved_ones(store):
+    store.reserve_txns(10)
+    store.commit_batch(Batch(events=[command_event(40, "amy", 1), command_event(25, "bob", 1),
+                                     AuditEvent(ERROR_EVENT, 41, 1, T0, "shard-1", None)]))
+
+    assert store.max_txn() == 41
+
+
+def test_the_highest_txn_known_is_the_last_reserved_above_the_audit_events(store):
+    store.commit_batch(Batch(events=[command_event(40, "amy", 1)]))
+
+    first = store.reserve_txns(5, floor=100)
+
+    assert store.max_txn() == first + 4 == 105
+
+
 def test_active_accounts_are_those_with_pending_entries_or_triggers(store):
     with_buy = idle_account("buyer")
     with_buy.pending_buys.append(Pending(1, "ABC", 1, 100, T0))
@@ -254,6 +277,126 @@ def test_many_active_accounts_all_load_with_their_own_transactions(store):
     assert [a.user for a in active] == [f"u{n:03}" for n in range(450)]
     assert all([t.txn for t in a.transactions] == [n * 10 + i for i in range(n % 3)]
                for n, a in enumerate(active))
+
+
+def test_replies_round_trip_oldest_first(store):
+    account = idle_account("ivy")
+    for txn in (3, 9, 14):
+        answer(account, txn)
+    store.commit_batch(batch_for(account))
+
+    assert list(store.load_account("ivy").recent) == [reply(3, "ivy"), reply(9, "ivy"),
+                                                       reply(14, "ivy")]
+
+
+def test_replies_of_several_batches_load_in_txn_order(store):
+    account = idle_account("ivy")
+    for txn in (5, 20, 31):
+        answer(account, txn)
+        account.version += 1
+        store.commit_batch(batch_for(account, replies=[("ivy", *reply(txn, "ivy"))]))
+
+    assert [txn for txn, _, _ in store.load_account("ivy").recent] == [5, 20, 31]
+
+
+def test_only_the_newest_replies_load(store):
+    account = idle_account("jay")
+    txns = range(100, 100 + 3 * RECENT_REPLIES + 2)
+    for first in range(0, len(txns), 7):  # several batches, each with a few new rows
+        for txn in txns[first:first + 7]:
+            answer(account, txn)
+        account.version += 1
+        store.commit_batch(batch_for(account, replies=[
+            ("jay", *reply(txn, "jay")) for txn in txns[first:first + 7]]))
+
+    loaded = store.load_account("jay")
+
+    assert [txn for txn, _, _ in loaded.recent] == list(txns[-RECENT_REPLIES:])
+    assert list(loaded.recent) == list(account.recent)
+
+
+def test_a_batch_with_more_new_replies_than_are_kept_loads_its_newest(store):
+    account = idle_account("kim")
+    for txn in range(1, RECENT_REPLIES + 6):
+        answer(account, txn)
+    rows = [("kim", *reply(txn, "kim")) for txn in range(1, RECENT_REPLIES + 6)]
+
+    store.commit_batch(batch_for(account, replies=rows[::-1]))  # row order does not matter
+
+    assert [txn for txn, _, _ in store.load_account("kim").recent] == list(
+        range(6, RECENT_REPLIES + 6))
+
+
+def test_a_replayed_batch_does_not_duplicate_replies(store):
+    account = idle_account("lou")
+    for txn in (7, 8):
+        answer(account, txn)
+    batch = batch_for(account)
+    store.commit_batch(batch)
+
+    store.commit_batch(batch)
+    store.commit_batch(batch)
+
+    assert list(store.load_account("lou").recent) == [reply(7, "lou"), reply(8, "lou")]
+
+
+def test_an_old_batch_replayed_after_newer_ones_does_not_bring_its_replies_back(store):
+    account = idle_account("lou")
+    answer(account, 1)
+    first = batch_for(account)
+    store.commit_batch(first)
+    for txn in range(2, RECENT_REPLIES + 3):
+        answer(account, txn)
+        account.version += 1
+        store.commit_batch(batch_for(account, replies=[("lou", *reply(txn, "lou"))]))
+
+    store.commit_batch(first)
+
+    assert [txn for txn, _, _ in store.load_account("lou").recent] == list(
+        range(3, RECENT_REPLIES + 3))
+
+
+def test_replies_of_different_users_stay_apart(store):
+    amy, bob = idle_account("amy"), idle_account("bob")
+    answer(amy, 4)
+    answer(bob, 5)
+    answer(amy, 6)
+    store.commit_batch(Batch(accounts=[amy.to_doc(), bob.to_doc()],
+                             replies=[("amy", *reply(4, "amy")), ("bob", *reply(5, "bob")),
+                                      ("amy", *reply(6, "amy"))]))
+
+    assert list(store.load_account("amy").recent) == [reply(4, "amy"), reply(6, "amy")]
+    assert list(store.load_account("bob").recent) == [reply(5, "bob")]
+
+
+def test_active_accounts_load_with_their_replies(store):
+    account = busy_account("max")
+    store.commit_batch(batch_for(account))
+
+    (loaded,) = store.load_active_accounts()
+
+    assert loaded.recent == account.recent
+    assert len(loaded.recent) == 2
+
+
+def test_a_document_of_the_old_format_loads_the_replies_it_carries(store):
+    account = busy_account("ned")
+    store.commit_batch(Batch(accounts=[old_format_doc(account)]))
+
+    (active,) = store.load_active_accounts()
+
+    assert store.load_account("ned").recent == account.recent
+    assert active.recent == account.recent
+
+
+def test_an_old_format_document_with_newer_reply_rows_loads_both(store):
+    account = busy_account("oz")  # replies 40 and 42 inside the document
+    old_doc = old_format_doc(account)
+    answer(account, 43)
+    old_doc["last_txn"] = 43
+    store.commit_batch(Batch(accounts=[old_doc], replies=[("oz", *reply(43, "oz"))]))
+
+    assert [txn for txn, _, _ in store.load_account("oz").recent] == [40, 42, 43]
 
 
 def test_a_missing_password_hash_is_none(store):

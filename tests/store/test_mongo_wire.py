@@ -7,12 +7,21 @@ from mockupdb import MockupDB, OpMsg, going
 from pymongo.errors import BulkWriteError
 
 from server.store.mongo import MongoStore
-from tests.store.samples import batch_for, busy_account, command_event, idle_account, tx
+from tests.store.samples import (
+    answer,
+    batch_for,
+    busy_account,
+    command_event,
+    idle_account,
+    reply,
+    tx,
+)
 
 #: pymongo 4.20 refuses servers older than wire version 9 (MongoDB 4.4); 21 is MongoDB 7.0.
 HELLO = {"ismaster": True, "minWireVersion": 0, "maxWireVersion": 21}
 WAIT_S = 10
 MAJORITY_JOURNALED = {"w": "majority", "j": True}
+INDEXED_COLLECTIONS = {"events", "transactions", "replies", "accounts"}
 
 
 @pytest.fixture
@@ -31,7 +40,7 @@ def open_store(server: MockupDB, **options) -> tuple[MongoStore, list[OpMsg]]:
     """A MongoStore on the scripted server, and the createIndexes requests it made on opening."""
     with going(MongoStore, url(server), **options) as opened:
         requests = []
-        for _ in range(3):
+        for _ in INDEXED_COLLECTIONS:
             request = server.receives()
             assert request.command_name == "createIndexes"
             request.ok()
@@ -78,16 +87,18 @@ def test_opening_creates_the_ordering_indexes(server):
 
     by_collection = {r.doc["createIndexes"]: r.doc["indexes"] for r in requests}
 
-    assert set(by_collection) == {"events", "transactions", "accounts"}
+    assert set(by_collection) == INDEXED_COLLECTIONS
     assert [dict(i["key"]) for i in by_collection["events"]] == [
         {"txn": 1, "user": 1, "seq": 1, "server": 1},
         {"user": 1, "txn": 1, "seq": 1, "server": 1},
     ]
     assert dict(by_collection["transactions"][0]["key"]) == {"user": 1, "idx": 1}
+    assert dict(by_collection["replies"][0]["key"]) == {"user": 1, "txn": 1}
     assert dict(by_collection["accounts"][0]["key"]) == {"active": 1}
 
 
-def test_a_batch_sends_events_then_transactions_then_conditional_documents(server, store):
+def test_a_batch_sends_events_then_transactions_then_replies_then_conditional_documents(
+        server, store):
     account = busy_account(version=3)
     batch = batch_for(account, events=[command_event(42, "alice", 8)],
                       transactions=[("alice", 0, tx(40)), ("alice", 1, tx(42, "buy_reserve", -50))])
@@ -109,6 +120,15 @@ def test_a_batch_sends_events_then_transactions_then_conditional_documents(serve
         assert [u["q"] for u in doc["updates"]] == [{"_id": "alice:0"}, {"_id": "alice:1"}]
         assert doc["updates"][1]["u"]["cash_delta"] == -50
         upserted(transactions)
+
+        replies = server.receives()
+        doc = write_command(replies, "replies")
+        assert [u["q"] for u in doc["updates"]] == [{"_id": "alice:40"}, {"_id": "alice:42"}]
+        assert doc["updates"][1]["u"] == {
+            "_id": "alice:42", "user": "alice", "txn": 42, "line": "SELL,alice,XYZ,20.00",
+            "reply": '{"txn":42,"ok":true,"cmd":"SELL"}'}
+        assert doc["updates"][1]["upsert"] is True
+        upserted(replies)
 
         accounts = server.receives()
         doc = write_command(accounts, "accounts")
@@ -156,10 +176,14 @@ def test_a_configured_write_concern_is_sent(server):
         opened.close()
 
 
-def test_loading_finds_the_document_then_its_counted_transactions(server, store):
+def test_loading_finds_the_document_then_its_counted_transactions_then_newest_replies(
+        server, store):
     account = idle_account("alice", cash=500, version=4)
+    answer(account, 11)
     stored = {"_id": "alice", "version": 4, "active": False, "tx_count": 2,
               "state": account.to_doc()}
+    newest_first = [{"txn": 11, "line": reply(11)[1], "reply": reply(11)[2]},
+                    {"txn": 10, "line": reply(10)[1], "reply": reply(10)[2]}]
     rows = [{"user": "alice", "idx": i, **tx(10 + i)._asdict()} for i in range(2)]
 
     with going(store.load_account, "alice") as loaded:
@@ -173,8 +197,26 @@ def test_loading_finds_the_document_then_its_counted_transactions(server, store)
         assert dict(find.doc["sort"]) == {"user": 1, "idx": 1}
         find.ok(cursor={"id": 0, "firstBatch": rows, "ns": "daytrade.transactions"})
 
+        find = server.receives(OpMsg("find", "replies"))
+        assert find.doc["filter"] == {"user": "alice", "txn": {"$lte": 11}}
+        assert dict(find.doc["sort"]) == {"txn": -1}
+        assert find.doc["limit"] == 16
+        find.ok(cursor={"id": 0, "firstBatch": newest_first, "ns": "daytrade.replies"})
+
     assert loaded().transactions == [tx(10), tx(11)]
+    assert list(loaded().recent) == [reply(10), reply(11)]
     assert loaded().cash == 500
+
+
+def test_an_account_that_never_answered_a_state_changing_command_asks_for_no_replies(
+        server, store):
+    stored = {"_id": "bob", "version": 1, "active": False, "state": idle_account("bob").to_doc()}
+
+    with going(store.load_account, "bob") as loaded:
+        find = server.receives(OpMsg("find", "accounts"))
+        find.ok(cursor={"id": 0, "firstBatch": [stored], "ns": "daytrade.accounts"})
+
+    assert loaded().recent == idle_account("bob").recent
 
 
 def test_events_stream_through_a_sorted_cursor_and_get_more(server, store):
@@ -209,3 +251,19 @@ def test_reserving_above_a_floor_is_a_max_then_an_increment(server, store):
         take.ok(value={"_id": "txn", "value": 1_010}, lastErrorObject={"n": 1})
 
     assert reserved() == 1_001
+
+
+def test_the_highest_txn_is_the_newest_event_by_the_txn_index_then_the_counter(server, store):
+    with going(store.max_txn) as highest:
+        find = server.receives(OpMsg("find", "events"))
+        assert find.doc["filter"] == {}
+        assert dict(find.doc["sort"]) == {"txn": -1}
+        assert find.doc["limit"] == 1
+        find.ok(cursor={"id": 0, "firstBatch": [{"txn": 77}], "ns": "daytrade.events"})
+
+        find = server.receives(OpMsg("find", "counters"))
+        assert find.doc["filter"] == {"_id": "txn"}
+        find.ok(cursor={"id": 0, "firstBatch": [{"_id": "txn", "value": 60}],
+                        "ns": "daytrade.counters"})
+
+    assert highest() == 77

@@ -9,10 +9,11 @@ import sqlite3
 
 import pytest
 
+from server.shards.account import RECENT_REPLIES
 from server.shards.audit_events import AuditEvent
 from server.store.port import Batch
 from server.store.sqlite import SqliteStore
-from tests.store.samples import T0, batch_for, command_event, idle_account, tx
+from tests.store.samples import T0, answer, batch_for, command_event, idle_account, reply, tx
 
 PROCESSES = 3
 BATCHES_PER_PROCESS = 40
@@ -57,6 +58,7 @@ def test_a_batch_failing_at_its_last_statement_leaves_nothing_written(store, pat
         accounts=[idle_account("alice").to_doc(), idle_account("mallory").to_doc()],
         transactions=[("alice", 0, tx(1)), ("mallory", 0, tx(2))],
         events=[command_event(1, "alice", 1), command_event(2, "mallory", 1)],
+        replies=[("alice", *reply(1)), ("mallory", *reply(2, "mallory"))],
     )
 
     with pytest.raises(sqlite3.DatabaseError, match="refused"):
@@ -66,6 +68,7 @@ def test_a_batch_failing_at_its_last_statement_leaves_nothing_written(store, pat
     assert list(store.iter_events()) == []
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM transactions").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM replies").fetchone()[0] == 0
     conn.close()
 
 
@@ -78,6 +81,30 @@ def test_the_store_commits_normally_after_a_failed_batch(store, path):
 
     assert store.account_exists("alice")
     assert len(list(store.iter_events())) == 1
+
+
+def reply_rows(path) -> dict[str, list[int]]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT user, txn FROM replies ORDER BY user, txn").fetchall()
+    conn.close()
+    kept: dict[str, list[int]] = {}
+    for user, txn in rows:
+        kept.setdefault(user, []).append(txn)
+    return kept
+
+
+def test_a_commit_keeps_only_the_newest_reply_rows_of_its_users(store, path):
+    amy, bob = idle_account("amy"), idle_account("bob")
+    for txn in range(1, 3 * RECENT_REPLIES):
+        account = amy if txn % 3 else bob
+        answer(account, txn)
+        account.version += 1
+        store.commit_batch(batch_for(account, replies=[(account.user, *reply(txn, account.user))]))
+
+    kept = reply_rows(path)
+
+    assert kept["amy"] == [t for t in range(1, 3 * RECENT_REPLIES) if t % 3][-RECENT_REPLIES:]
+    assert kept["bob"] == [t for t in range(1, 3 * RECENT_REPLIES) if not t % 3]
 
 
 def test_an_event_with_an_empty_user_id_is_refused(store):
