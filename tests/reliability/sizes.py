@@ -25,7 +25,7 @@ class Size:
 
 
 CI = Size(name="ci", workload="10user.txt", shard_kills=3, named_crashes=2, up_kills=1,
-          dependency_users=4, phase_s=2.0, disconnects=40, idle_connections=200, flood_s=3.0,
+          dependency_users=4, phase_s=1.5, disconnects=40, idle_connections=200, flood_s=3.0,
           fuzz_lines=2_000, fuzz_workers=1, brute_force_attempts=30)
 
 SOAK = Size(name="soak", workload="45user.txt", shard_kills=20, named_crashes=20, up_kills=20,

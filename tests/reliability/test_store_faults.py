@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from server.shards.account import Account
 from server.shards.audit_events import TxRecord
 from server.store.factory import open_store
 from server.store.faults import FaultyStore, StoreFault, StoreFaults, parse_faults
@@ -14,9 +15,7 @@ from server.store.sqlite import SqliteStore
 
 
 def batch(user: str, cash: int, version: int) -> Batch:
-    doc = {"user": user, "cash": cash, "holdings": {}, "pending_buys": [], "pending_sells": [],
-           "buy_triggers": {}, "sell_triggers": {}, "last_txn": version, "event_seq": 0,
-           "version": version}
+    doc = Account(user, cash=cash, last_txn=version, version=version).to_doc()
     return Batch([doc], [(user, version - 1, TxRecord(version, 0, "add", None, 0, None, 100))])
 
 
