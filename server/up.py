@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
                     help="commands in flight per connection before reading pauses")
     ap.add_argument("--rate-limit", type=float, default=0.0,
                     help="commands/s per connection before `busy` (0: unlimited)")
+    ap.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: also listen for TLS")
+    ap.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    ap.add_argument("--tls-port", type=int, help="TLS port (default: --port + 1; 0: any free port)")
     ap.add_argument("--log-level", default="WARNING")
     return ap
 
@@ -80,7 +83,10 @@ class Simulator:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the daytrade server: gateway, shards, quotes, Redis and store."""
-    args = _parser().parse_args(argv)
+    ap = _parser()
+    args = ap.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        ap.error("--tls-cert and --tls-key go together")
     data_dir = Path(args.data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     (data_dir / "dumps").mkdir(exist_ok=True)
@@ -152,9 +158,18 @@ def _serve(args: argparse.Namespace, data_dir: Path, store_url: str, quote_host:
     pool.start()
     port = reactor.listenTCP(args.port, gateway, interface=args.host, backlog=1024)
     host = port.getHost()
+    tls_port = None
+    if args.tls_cert:
+        from server.tls import listen_tls
+
+        wanted = args.tls_port if args.tls_port is not None else (
+            args.port + 1 if args.port else 0)
+        tls_port = listen_tls(reactor, gateway, wanted, args.tls_cert, args.tls_key, args.host)
 
     def shutdown() -> Any:
         port.stopListening()
+        if tls_port is not None:
+            tls_port.stopListening()
         gateway.close_all()
 
         def stopped(_: Any) -> None:
@@ -165,6 +180,9 @@ def _serve(args: argparse.Namespace, data_dir: Path, store_url: str, quote_host:
 
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     print(f"daytrade listening on {host.host}:{host.port} with {args.shards} shards", flush=True)
+    if tls_port is not None:
+        tls_host = tls_port.getHost()
+        print(f"daytrade TLS listening on {tls_host.host}:{tls_host.port}", flush=True)
     print(f"operator token in {token_path}; data in {data_dir}", flush=True)
     print(f"try: nc {host.host} {host.port}  then  AUTH,<token>  then  ADD,alice,100.00",
           flush=True)
