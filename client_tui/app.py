@@ -15,6 +15,7 @@ from pathlib import Path
 
 from textual import work
 from textual.app import App
+from textual.css.query import NoMatches
 
 from client_tui.clock import Clock, SystemClock
 from client_tui.connection import (
@@ -117,6 +118,7 @@ class DaytradeApp(App[None]):
         self.dashboard = DashboardScreen(self)
         # Pushed over the login screen, whose worker is running this (switching would end it).
         await self.push_screen(self.dashboard)
+        self.dashboard.status.show_info(f"{self.connection.detail} · ? shows every key")
         await self.session.refresh_summary()
         self._last_summary = self.clock.monotonic()
         self.render_views()
@@ -159,11 +161,14 @@ class DaytradeApp(App[None]):
 
     def render_views(self) -> None:
         """Hand the dashboard the store and the clocks (attributes down)."""
-        if self.dashboard is None or not self.dashboard.is_mounted:
-            return
+        if self.dashboard is None or self.screen is not self.dashboard:
+            return  # under a dialog it stays as it was; closing the dialog redraws it
         ctx = ViewContext(self.store, self.clock.now_ms(), self.connection.server_now_ms(),
                           self.tz)
-        self.dashboard.show(ctx, self.link)
+        try:
+            self.dashboard.show(ctx, self.link)
+        except NoMatches:
+            pass  # the dashboard is being torn down (the app is exiting)
 
     # --- connection messages (up) ---------------------------------------------------------
 
@@ -329,6 +334,14 @@ class DaytradeApp(App[None]):
         else:
             self._failed(failed)
         self.render_views()
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information",
+               timeout: float | None = None, markup: bool = False) -> None:
+        """A toast, also kept in the Log view (toasts fade; the log does not)."""
+        self.store.activity.add(self.clock.now_ms(), "notice", title or severity, message,
+                                "" if severity != "error" else "error")
+        super().notify(message, title=title, severity=severity,  # type: ignore[arg-type]
+                       timeout=timeout, markup=markup)
 
     def _failed(self, outcome: Outcome) -> None:
         self.notify(f"{command_of(outcome.line)} failed — {outcome.error}", severity="error",

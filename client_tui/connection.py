@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from textual.message import Message
 
 from client_tui.clock import Clock, SystemClock
-from protocol.client import ConnectionLost, DaytradeClient, RequestTimeout
+from protocol.client import ConnectionLost, DaytradeClient
 from protocol.errors import ErrorCode
 from protocol.replies import PushedEvent, Reply
 
@@ -26,6 +26,8 @@ from protocol.replies import PushedEvent, Reply
 BACKOFF = (0.5, 1.0, 2.0, 4.0, 8.0)
 #: Seconds between PINGs while connected.
 PING_EVERY = 5.0
+#: Seconds a PING may take before the connection counts as dead.
+PING_TIMEOUT = 5.0
 #: Seconds to wait for a connection or for a reply.
 TIMEOUT = 10.0
 #: Login failures that retrying cannot fix: stop reconnecting and say so.
@@ -135,11 +137,12 @@ class Connection:
 
     def __init__(self, target: Any, *, connector: Connector = tcp_connect,
                  clock: Clock | None = None, ping_every: float = PING_EVERY,
-                 backoff: tuple[float, ...] = BACKOFF) -> None:
+                 ping_timeout: float = PING_TIMEOUT, backoff: tuple[float, ...] = BACKOFF) -> None:
         self._target = target
         self._connector = connector
         self._clock = clock or SystemClock()
         self.ping_every = ping_every
+        self.ping_timeout = ping_timeout
         self.backoff = backoff
         self._client: ClientLike | None = None
         self._credentials: tuple[str, int, str, str] | None = None
@@ -204,15 +207,19 @@ class Connection:
 
     # --- internals ------------------------------------------------------------------------
 
-    async def _send(self, client: ClientLike, line: str, log: bool = True) -> Outcome:
+    async def _send(self, client: ClientLike, line: str, log: bool = True,
+                    timeout: float | None = None) -> Outcome:
         started = self._clock.monotonic()
         try:
-            reply = await client.send(line)
+            if timeout is None:
+                reply = await client.send(line)
+            else:
+                reply = await asyncio.wait_for(client.send(line), timeout)
         except ConnectionLost as exc:
             outcome = Outcome.failed(line, "connection_lost",
                                      f"{exc}; the command may or may not have applied",
                                      self._since(started))
-        except RequestTimeout:
+        except TimeoutError:  # RequestTimeout, or our own PING deadline
             outcome = Outcome.failed(line, "timeout",
                                      "no reply in time; the command may or may not have applied",
                                      self._since(started))
@@ -246,7 +253,7 @@ class Connection:
 
     async def _ping(self, client: ClientLike) -> bool:
         sent_ms = self._clock.now_ms()
-        outcome = await self._send(client, "PING", log=False)
+        outcome = await self._send(client, "PING", log=False, timeout=self.ping_timeout)
         if not outcome.ok:
             self._target.post_message(self.Logged(outcome))
             return False

@@ -33,6 +33,7 @@ TABS = (
 class DashboardScreen(Screen):
     """Views get state via `show()` (attributes down); their requests bubble up as messages."""
 
+    AUTO_FOCUS = "#watch-table"
     BINDINGS = [
         Binding("q", "app.quit", "Quit"),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -49,6 +50,8 @@ class DashboardScreen(Screen):
     def __init__(self, trader: Trader) -> None:
         super().__init__()
         self.trader = trader
+        #: The next tab switch focuses the watchlist's input rather than a table.
+        self._input_next = False
 
     def compose(self) -> ComposeResult:
         yield AccountHeader(id="account-header")
@@ -58,9 +61,6 @@ class DashboardScreen(Screen):
                     yield view(id=f"{pane}-view")
         yield StatusLine(id="status-line")
         yield Footer()
-
-    def on_mount(self) -> None:
-        self.call_after_refresh(self.action_focus_table)
 
     # --- attributes down ------------------------------------------------------------------
 
@@ -92,18 +92,28 @@ class DashboardScreen(Screen):
     # --- keys -----------------------------------------------------------------------------
 
     def action_tab(self, pane: str) -> None:
-        self.query_one(TabbedContent).active = pane
-        self.action_focus_table()
+        tabs = self.query_one(TabbedContent)
+        if tabs.active == pane:
+            self.action_focus_table()
+        else:
+            tabs.active = pane  # TabActivated then focuses its table
 
     def action_focus_table(self) -> None:
         self.query_one(f"#{self.active_tab}-view").query_one(TradeTable).focus()
 
     def on_tabbed_content_tab_activated(self, event: TabbedContent.TabActivated) -> None:
-        self.call_after_refresh(self.action_focus_table)
+        if self._input_next:
+            self._input_next = False
+            self.query_one(WatchlistView).focus_input()
+        else:
+            self.action_focus_table()
 
     def action_watch(self) -> None:
-        self.action_tab("watchlist")
-        self.query_one(WatchlistView).focus_input()
+        if self.active_tab == "watchlist":
+            self.query_one(WatchlistView).focus_input()
+        else:
+            self._input_next = True
+            self.query_one(TabbedContent).active = "watchlist"
 
     def action_buy(self) -> None:
         self.trader.open_ticket("buy", self.selected_symbol())

@@ -12,6 +12,7 @@ from textual.widgets import Button, Input, Label, Static
 from client_tui.model import format as fmt
 from client_tui.model.intents import IntentError, parse_amount
 from client_tui.session import TradingSession
+from client_tui.widgets.text import set_content
 
 
 class AddFundsDialog(ModalScreen[None]):
@@ -59,12 +60,12 @@ class AddFundsDialog(ModalScreen[None]):
         try:
             amount = parse_amount(self.query_one("#funds-amount", Input).value)
         except IntentError as exc:
-            error.update(str(exc))
+            set_content(error, str(exc))
             return
-        error.update("Adding …")
+        set_content(error, "Adding …")
         outcome = await self.session.add_funds(amount)
         if not outcome.ok:
-            error.update(outcome.error)
+            set_content(error, outcome.error)
             return
         self.app.notify(f"Added {fmt.money(amount)}: cash {outcome.result.get('cash')}")
         self.dismiss(None)

@@ -11,6 +11,7 @@ from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
 from client_tui.connection import Outcome
+from client_tui.widgets.text import set_content
 
 #: Called with host, port, user, password; returns the LOGIN's outcome.
 LogIn = Callable[[str, int, str, str], Awaitable[Outcome]]
@@ -51,7 +52,7 @@ class LoginScreen(Screen):
 
     def show_status(self, text: str, error: bool = False) -> None:
         status = self.query_one("#login-status", Static)
-        status.update(text)
+        set_content(status, text)
         status.set_class(error, "-error")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:

@@ -20,6 +20,7 @@ from client_tui.model.quotes import Freshness, freshness
 from client_tui.model.summary import ReplyShapeError, cents
 from client_tui.session import TradingSession
 from client_tui.widgets.cells import FRESHNESS_STYLE
+from client_tui.widgets.text import set_content
 
 #: A pending order lives this long on the server (COMMANDS.md).
 PENDING_LIFETIME_MS = 60_000
@@ -104,16 +105,16 @@ class OrderTicket(ModalScreen[None]):
             try:
                 self._fetch_quote(parse_symbol(event.value))
             except IntentError:
-                self.query_one("#ticket-quote", Static).update("")
+                set_content(self.query_one("#ticket-quote", Static), "")
         self._show_estimate()
 
     @work(exclusive=True, group="ticket-quote")
     async def _fetch_quote(self, symbol: str) -> None:
-        self.query_one("#ticket-quote", Static).update(f"Quote {symbol}: asking …")
+        set_content(self.query_one("#ticket-quote", Static), f"Quote {symbol}: asking …")
         outcome, _ = await self.session.quote(symbol)
         if not outcome.ok:
-            self.query_one("#ticket-quote", Static).update(
-                Text(f"Quote {symbol}: {outcome.error}", style="red"))
+            set_content(self.query_one("#ticket-quote", Static),
+                        Text(f"Quote {symbol}: {outcome.error}", style="red"))
         self._show_quote()
 
     def _show_quote(self) -> None:
@@ -125,7 +126,7 @@ class OrderTicket(ModalScreen[None]):
         state = freshness(age)
         note = {Freshness.FRESH: "backs an order", Freshness.AGING: "about to expire",
                 Freshness.STALE: "expired: the order will get a new quote"}[state]
-        self.query_one("#ticket-quote", Static).update(Text.assemble(
+        set_content(self.query_one("#ticket-quote", Static), Text.assemble(
             ("Quote ", "dim"), (symbol, "bold"), " ", (fmt.money(latest.price), "bold"),
             ("  age ", "dim"), (fmt.age(age), FRESHNESS_STYLE[state]), f" ({note})"))
         self._show_estimate()
@@ -137,11 +138,11 @@ class OrderTicket(ModalScreen[None]):
         try:
             symbol, amount = self._entered()
         except IntentError:
-            estimate.update("")
+            set_content(estimate, "")
             return
         latest = self.session.store.quotes.latest(symbol)
         if latest is None:
-            estimate.update("")
+            set_content(estimate, "")
             return
         shares = amount // latest.price
         value = shares * latest.price
@@ -160,7 +161,7 @@ class OrderTicket(ModalScreen[None]):
                 (f"{held:,} free", "bold red" if held < shares else "bold"))
         if shares == 0:
             text.append("  (less than one share: amount_too_small)", style="red")
-        estimate.update(text)
+        set_content(estimate, text)
 
     # --- keys -----------------------------------------------------------------------------
 
@@ -212,7 +213,7 @@ class OrderTicket(ModalScreen[None]):
         self.txn = outcome.txn
         self.state = "pending"
         value = outcome.result.get("cost") or outcome.result.get("proceeds") or ""
-        self.query_one("#ticket-order", Static).update(Text.assemble(
+        set_content(self.query_one("#ticket-order", Static), Text.assemble(
             (f"Pending {self.side.upper()} #{self.txn}: ", "bold"),
             (f"{outcome.result.get('shares')} {symbol} @ {fmt.money(price)} = {value}", "bold")))
         for widget_id in ("#ticket-symbol", "#ticket-amount"):
@@ -303,7 +304,7 @@ class OrderTicket(ModalScreen[None]):
         self.dismiss(None)
 
     def _error(self, text: str) -> None:
-        self.query_one("#ticket-error", Static).update(text)
+        set_content(self.query_one("#ticket-error", Static), text)
 
     def _hint(self, text: str) -> None:
-        self.query_one("#ticket-hint", Static).update(text)
+        set_content(self.query_one("#ticket-hint", Static), text)

@@ -17,6 +17,7 @@ from client_tui.model import format as fmt
 from client_tui.model.intents import IntentError, parse_amount, parse_symbol
 from client_tui.model.triggers import TriggerRow, crossed, distance_bp
 from client_tui.session import TradingSession
+from client_tui.widgets.text import set_content
 
 
 class TriggerDialog(ModalScreen[None]):
@@ -90,8 +91,8 @@ class TriggerDialog(ModalScreen[None]):
     async def _fetch_quote(self, symbol: str) -> None:
         outcome, _ = await self.session.quote(symbol)
         if not outcome.ok:
-            self.query_one("#trigger-quote", Static).update(
-                Text(f"Quote {symbol}: {outcome.error}", style="red"))
+            set_content(self.query_one("#trigger-quote", Static),
+                        Text(f"Quote {symbol}: {outcome.error}", style="red"))
             return
         self._show_quote()
 
@@ -106,7 +107,7 @@ class TriggerDialog(ModalScreen[None]):
             price = parse_amount(self.query_one("#trigger-price", Input).value)
             amount = parse_amount(self.query_one("#trigger-amount", Input).value)
         except IntentError:
-            self.query_one("#trigger-quote", Static).update(text)
+            set_content(self.query_one("#trigger-quote", Static), text)
             return
         if crossed(self.side, price, latest.price):
             text.append("  already crossed: fires at the next sweep", style="bold yellow")
@@ -114,7 +115,7 @@ class TriggerDialog(ModalScreen[None]):
             text.append(f"  {fmt.percent(distance_bp(price, latest.price))} to trigger",
                         style="bold")
         text.append(f"  ≈ {amount // price:,} shares at the trigger price", style="dim")
-        self.query_one("#trigger-quote", Static).update(text)
+        set_content(self.query_one("#trigger-quote", Static), text)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -133,18 +134,18 @@ class TriggerDialog(ModalScreen[None]):
             amount = parse_amount(self.query_one("#trigger-amount", Input).value)
             price = parse_amount(self.query_one("#trigger-price", Input).value)
         except IntentError as exc:
-            error.update(str(exc))
+            set_content(error, str(exc))
             return
         self._set(self.side, symbol, amount, price)
 
     @work(exclusive=True, group="trigger")
     async def _set(self, side: str, symbol: str, amount: int, price: int) -> None:
         error = self.query_one("#trigger-error", Static)
-        error.update("Setting …")
+        set_content(error, "Setting …")
         outcomes = await self.session.set_trigger(side, symbol, amount, price)
         failed = next((o for o in outcomes if not o.ok), None)
         if failed is not None:
-            error.update(f"{failed.line.split(',')[0]} failed — {failed.error}")
+            set_content(error, f"{failed.line.split(',')[0]} failed — {failed.error}")
             return
         self.app.notify(f"{side.capitalize()} trigger armed: {fmt.money(amount)} of {symbol} "
                         f"@ {fmt.money(price)}")

@@ -11,6 +11,7 @@ from textual.widgets import Static
 from client_tui.connection import ConnState
 from client_tui.model import format as fmt
 from client_tui.model.portfolio import Totals
+from client_tui.widgets.text import set_content
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ class AccountHeader(Static):
         if width and line.cell_len > width:
             line = self._line(("", "Cash ", "Rsv ", "Value "), user, cash, reserved, value,
                               badge(link, now_ms, compact=True), fmt.clock(now_ms, tz))
-        self.update(line)
+        set_content(self, line, layout=False)
 
     @staticmethod
     def _line(labels: tuple[str, str, str, str], user: str, cash: str, reserved: str,

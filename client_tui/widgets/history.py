@@ -15,6 +15,7 @@ from client_tui.model.history import KIND_FILTERS, HistoryFilter, filtered
 from client_tui.view_context import ViewContext
 from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
+from client_tui.widgets.text import set_content
 
 COLUMNS = ["Time", "Txn", "Kind", "Symbol", "Shares", "Price", "Cash Δ"]
 #: Rows shown at most (the newest that match); the CSV export has them all.
@@ -64,9 +65,9 @@ class HistoryView(Vertical):
                 cells.pnl(t.cash_delta))))
         self.query_one("#history-table", TradeTable).show(rows)
         loaded = f"{len(history)} of {history.total} loaded"
-        self.query_one("#history-count", Label).update(
-            f"{len(matching)} shown · {loaded}" if len(matching) <= SHOWN
-            else f"newest {SHOWN} of {len(matching)} shown · {loaded}")
+        set_content(self.query_one("#history-count", Label),
+                    f"{len(matching)} shown · {loaded}" if len(matching) <= SHOWN
+                    else f"newest {SHOWN} of {len(matching)} shown · {loaded}")
 
     def _refilter(self) -> None:
         if self._ctx is not None:

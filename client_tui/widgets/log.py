@@ -12,10 +12,13 @@ from client_tui.model import format as fmt
 from client_tui.view_context import ViewContext
 from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
+from client_tui.widgets.text import set_content
 
-COLUMNS = ["Time", "Kind", "Request", "Result", "Latency"]
+#: Fixed widths: a long request or result is cut, never pushing the latency out of sight.
+COLUMNS = [("Time", "time", 8), ("Kind", "kind", 10), ("Request", "request", 30),
+           ("Result", "result", 50), ("Latency", "latency", 10)]
 KIND_STYLE = {"ok": "green", "error": "bold red", "event": "bold magenta",
-              "connection": "bold yellow"}
+              "connection": "bold yellow", "notice": "cyan"}
 #: Entries shown at most (newest).
 SHOWN = 300
 
@@ -31,14 +34,16 @@ class LogView(Vertical):
         entries = list(ctx.store.activity)[-SHOWN:]
         rows = []
         for e in reversed(entries):
-            result = Text(e.detail)
+            result = Text(e.detail, no_wrap=True, overflow="ellipsis")
             if e.code:
-                result = Text.assemble((e.code, "bold red"), ": ", e.detail)
+                result = Text.assemble((e.code, "bold red"), ": ", e.detail, no_wrap=True,
+                                       overflow="ellipsis")
             latency = (cells.right("") if e.latency_ms is None
                        else cells.right(f"{e.latency_ms:.1f} ms"))
             rows.append((str(e.seq), (Text(fmt.clock(e.at_ms, ctx.tz), style="dim"),
                                       Text(e.kind, style=KIND_STYLE.get(e.kind, "")),
-                                      Text(e.request), result, latency)))
+                                      Text(e.request, no_wrap=True, overflow="ellipsis"),
+                                      result, latency)))
         self.query_one("#log-table", TradeTable).show(rows)
-        self.query_one("#log-count", Label).update(
-            f"{len(ctx.store.activity)} entries, {ctx.store.activity.errors} errors")
+        set_content(self.query_one("#log-count", Label),
+                    f"{len(ctx.store.activity)} entries, {ctx.store.activity.errors} errors")

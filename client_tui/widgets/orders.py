@@ -14,6 +14,7 @@ from client_tui.model import format as fmt
 from client_tui.view_context import ViewContext
 from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
+from client_tui.widgets.text import set_content
 
 COLUMNS = ["Side", "Txn", "Symbol", "Shares", "Price", "Amount", "Expires in", "Action"]
 #: Under this many ms left the countdown turns red.
@@ -78,7 +79,7 @@ class OrdersView(Vertical):
         self.table.show(rows)
         note = ("No pending orders. b buys, s sells." if not rows else
                 "Orders expire 60 s after placing; the newest of a side settles first.")
-        self.query_one("#orders-note", Label).update(note)
+        set_content(self.query_one("#orders-note", Label), note)
 
     def _selected(self) -> tuple[str, int] | None:
         key = self.table.selected_key

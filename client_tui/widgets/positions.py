@@ -11,6 +11,7 @@ from client_tui.model.format import ratio_bp
 from client_tui.view_context import ViewContext
 from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
+from client_tui.widgets.text import set_content
 
 COLUMNS = ["Symbol", "Shares", "Held", "Avg cost", "Last", "Value", "Unrealised P&L", "P&L %"]
 
@@ -60,5 +61,5 @@ class PositionsView(Vertical):
                          "averages may be off.")
         if totals.unpriced:
             notes.append("* no quote yet for " + ", ".join(totals.unpriced) + ".")
-        self.query_one("#positions-note", Label).update(" ".join(notes))
+        set_content(self.query_one("#positions-note", Label), " ".join(notes))
 

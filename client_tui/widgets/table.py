@@ -10,6 +10,8 @@ from textual.widgets import DataTable
 
 Cell = str | Text
 Row = tuple[str, Sequence[Cell]]
+#: A column: its label (key: the label in lower case), or (label, key), or (label, key, width).
+Column = str | tuple[str, str] | tuple[str, str, int]
 
 
 class TradeTable(DataTable):
@@ -20,12 +22,15 @@ class TradeTable(DataTable):
         Binding("k", "cursor_up", "Up", show=False),
     ]
 
-    def __init__(self, columns: Sequence[str | tuple[str, str]], **kwargs) -> None:
+    def __init__(self, columns: Sequence[Column], **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._shown: list[tuple[str, tuple[Cell, ...]]] = []
         for column in columns:
-            label, key = column if isinstance(column, tuple) else (column, column.lower())
-            self.add_column(label, key=key)
+            if isinstance(column, str):
+                self.add_column(column, key=column.lower())
+            else:
+                label, key, *width = column
+                self.add_column(label, key=key, width=width[0] if width else None)
 
     def show(self, rows: Sequence[Row]) -> None:
         """Replace the rows (by key), keeping the cursor on the same key when it is still there."""

@@ -14,6 +14,7 @@ from client_tui.model.triggers import TriggerRow, crossed, distance_bp
 from client_tui.view_context import ViewContext
 from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
+from client_tui.widgets.text import set_content
 
 COLUMNS = ["Side", "Symbol", "State", "Amount", "Reserved", "Trigger @", "Last", "To trigger"]
 
@@ -80,9 +81,9 @@ class TriggersView(Vertical):
                 Text(trig.symbol, style="bold"), state, cells.money(trig.amount), reserved,
                 cells.money(trig.trigger_price), cells.money(last), distance)))
         self.table.show(rows)
-        self.query_one("#triggers-note", Label).update(
-            "No triggers. t sets one." if not rows else
-            "A buy fires at or below its price, a sell at or above, at the next sweep.")
+        set_content(self.query_one("#triggers-note", Label),
+                    "No triggers. t sets one." if not rows else
+                    "A buy fires at or below its price, a sell at or above, at the next sweep.")
 
     def _selected(self) -> TriggerRow | None:
         key = self.table.selected_key

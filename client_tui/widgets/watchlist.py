@@ -16,6 +16,7 @@ from client_tui.model.quotes import sparkline
 from client_tui.view_context import ViewContext
 from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
+from client_tui.widgets.text import set_content
 
 TREND_WIDTH = 20
 
@@ -91,10 +92,10 @@ class WatchlistView(Vertical):
         history = ctx.store.quotes.history(symbol) if symbol else []
         label = self.query_one("#watch-chart-label", Label)
         if not history:
-            label.update("no quotes yet" if symbol else "watchlist empty: press / to add")
+            set_content(label, "no quotes yet" if symbol else "watchlist empty: press / to add")
         else:
-            label.update(f"{symbol}: {len(history)} quotes seen, low {fmt.money(min(history))}, "
-                         f"high {fmt.money(max(history))}")
+            set_content(label, f"{symbol}: {len(history)} quotes seen, "
+                               f"low {fmt.money(min(history))}, high {fmt.money(max(history))}")
         chart = self.query_one("#watch-sparkline", Sparkline)
         points = history if len(history) > 1 else []  # one point draws a solid block
         if list(chart.data or []) != points:

@@ -46,6 +46,11 @@ class RecordedClient:
         self.clock = clock
         self.on_event = on_event
         self.sent: list[str] = []
+        #: Lines whose replies never come (until the connection closes under them).
+        self.hold: set[str] = set()
+        #: The server's clock runs this far ahead of ours (PING's pong shows it).
+        self.pong_offset_ms = 0
+        self._held: list[asyncio.Future[Reply]] = []
         self._closed = asyncio.Event()
 
     @property
@@ -57,8 +62,11 @@ class RecordedClient:
         if self.closed:
             raise ConnectionLost("the connection is closed")
         self.sent.append(line)
-        if line == "PING":
-            future.set_result(Reply(None, "PING", True, {"pong": self.clock.now_ms()}))
+        if line in self.hold:
+            self._held.append(future)
+        elif line == "PING":
+            future.set_result(Reply(None, "PING", True,
+                                    {"pong": self.clock.now_ms() + self.pong_offset_ms}))
         elif line in self.replies:
             future.set_result(decode(json.dumps(self.replies[line])))  # type: ignore[arg-type]
         else:
@@ -72,7 +80,11 @@ class RecordedClient:
         self.on_event(PushedEvent(name, data))
 
     async def close(self) -> None:
+        """Close, failing whatever is held, as a dropped connection does."""
         self._closed.set()
+        for future in self._held:
+            if not future.done():
+                future.set_exception(ConnectionLost("connection lost: reset by peer"))
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
