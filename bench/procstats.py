@@ -155,6 +155,23 @@ class ProcessTree:
         return samples
 
 
+def machine_cpu(proc: Path = PROC) -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine since boot, all cores summed (/proc/stat)."""
+    text = _read(proc / "stat") or ""
+    for line in text.splitlines():
+        if line.startswith("cpu "):
+            ticks = [int(x) for x in line.split()[1:]]
+            idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
+            return (sum(ticks[:8]) - idle) / _TICK, idle / _TICK
+    return 0.0, 0.0
+
+
+def load_average(proc: Path = PROC) -> float | None:
+    """The 1-minute load average."""
+    text = _read(proc / "loadavg")
+    return float(text.split()[0]) if text else None
+
+
 def cpu_between(before: dict[int, ProcSample], after: dict[int, ProcSample]) -> dict[int, float]:
     """CPU seconds each process used between two polls (a process new in `after` counts whole)."""
     used = {}

@@ -95,6 +95,28 @@ def process_summary(before: dict[int, ProcSample], after: dict[int, ProcSample],
     }
 
 
+def machine_summary(busy_before: tuple[float, float], busy_after: tuple[float, float],
+                    wall_s: float, server_cpu_s: float | None, client_cpu_s: float,
+                    cpus: int | None, load: tuple[float | None, float | None]
+                    ) -> dict[str, Any]:
+    """How busy the machine was during the replay, and with what (cores in use, on average).
+
+    `other_cores` is the CPU used by neither the server nor the bench: on a shared machine it
+    says how far the figures can be trusted.
+    """
+    busy = busy_after[0] - busy_before[0]
+    out: dict[str, Any] = {"cpus": cpus, "load_average_start": load[0],
+                           "load_average_end": load[1]}
+    if wall_s <= 0:
+        return out
+    out["busy_cores"] = round(busy / wall_s, 2)
+    out["client_cores"] = round(client_cpu_s / wall_s, 2)
+    if server_cpu_s is not None:
+        out["server_cores"] = round(server_cpu_s / wall_s, 2)
+        out["other_cores"] = round(max(0.0, busy - server_cpu_s - client_cpu_s) / wall_s, 2)
+    return out
+
+
 def write_json(result: dict[str, Any], path: str | Path) -> None:
     Path(path).write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
 
@@ -195,6 +217,11 @@ def render(result: dict[str, Any], console: Console) -> None:
             t.add_row("server CPU during DUMPLOG", f"{server['dumplog_cpu_s']:.2f} s")
     client = result.get("client") or {}
     commands = result.get("commands") or 0
+    machine = result.get("machine") or {}
+    if "busy_cores" in machine:
+        t.add_row("cores busy: server / bench client / others",
+                  f"{_n(machine.get('server_cores'), 2)} / {_n(machine.get('client_cores'), 2)}"
+                  f" / {_n(machine.get('other_cores'), 2)} of {machine.get('cpus')}")
     if commands:
         t.add_row("client CPU per command",
                   f"{client.get('cpu_s', 0) / commands * 1e6:,.1f} µs")

@@ -160,6 +160,7 @@ class _Run:
             stats_before = await self.stats(clients[0])
             self.name_shards(stats_before)
             procs_before = self.tree.poll() if self.tree else {}
+            machine_before, load_before = procstats.machine_cpu(), procstats.load_average()
             sampler = asyncio.get_running_loop().create_task(self.sample())
             recorder = Recorder(plan.kinds)
             replayer = Replayer(plan, clients, settings, recorder)
@@ -168,6 +169,7 @@ class _Run:
                 wall = await replayer.run()
                 live.stop()
                 procs_after = self.tree.poll() if self.tree else {}
+                machine_after, load_after = procstats.machine_cpu(), procstats.load_average()
                 stats_after = await self.stats(clients[0])
                 before_cash = await self.summaries(clients) if options.validate else None
                 live.note("DUMPLOG ...")
@@ -186,6 +188,8 @@ class _Run:
             await close_all(clients)
 
         commands = recorder.done
+        server = report.process_summary(procs_before, procs_after, procs_end,
+                                        self.tree.peak_rss_kb if self.tree else 0, commands)
         result: dict[str, Any] = {
             "version": report.REPORT_VERSION,
             "started_at": started_at,
@@ -208,9 +212,10 @@ class _Run:
             "client": replayer.counters.as_dict(),
             "quotes": report.quote_summary(stats_before, stats_after),
             "shards": report.shard_summary(stats_before, stats_after),
-            "server": report.process_summary(procs_before, procs_after, procs_end,
-                                             self.tree.peak_rss_kb if self.tree else 0,
-                                             commands),
+            "server": server,
+            "machine": report.machine_summary(
+                machine_before, machine_after, wall, server["cpu_s"] if server else None,
+                replayer.counters.cpu_s, os.cpu_count(), (load_before, load_after)),
             "dumplog": dumps,
             "dumplog_wall_s": round(dumps_wall, 3),
             "validation": validation,

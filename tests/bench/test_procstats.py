@@ -8,12 +8,15 @@ import sys
 import pytest
 
 from bench.procstats import (
+    _TICK,
     ProcessTree,
     ProcSample,
     cpu_between,
     descendants,
     describe,
     listener_pid,
+    load_average,
+    machine_cpu,
     parent_of,
     sample,
 )
@@ -107,3 +110,14 @@ def test_cpu_between_subtracts_the_earlier_sample():
     before = {1: ProcSample(1, "a", 1.5, 0, 0)}
     after = {1: ProcSample(1, "a", 4.0, 0, 0), 2: ProcSample(2, "b", 0.5, 0, 0)}
     assert cpu_between(before, after) == {1: 2.5, 2: 0.5}
+
+
+def test_machine_cpu_counts_idle_and_iowait_as_idle(tmp_path):
+    (tmp_path / "stat").write_text("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 1 2 3 4\n")
+    busy, idle = machine_cpu(tmp_path)
+    assert (busy, idle) == (150 / _TICK, 850 / _TICK)
+
+
+def test_load_average_is_the_one_minute_figure(tmp_path):
+    (tmp_path / "loadavg").write_text("2.50 1.00 0.50 3/100 1234\n")
+    assert load_average(tmp_path) == 2.5

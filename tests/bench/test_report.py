@@ -9,6 +9,7 @@ from bench.procstats import ProcSample
 from bench.report import (
     client_problems,
     load_json,
+    machine_summary,
     process_summary,
     quote_summary,
     render,
@@ -145,3 +146,16 @@ def test_json_round_trips(tmp_path):
     path = tmp_path / "r.json"
     write_json(_result(), path)
     assert load_json(path) == json.loads(json.dumps(_result()))
+
+
+def test_machine_summary_splits_busy_cores_between_server_client_and_others():
+    m = machine_summary((100.0, 0.0), (116.0, 4.0), wall_s=10.0, server_cpu_s=10.0,
+                        client_cpu_s=2.0, cpus=2, load=(1.0, 3.0))
+    assert m == {"cpus": 2, "load_average_start": 1.0, "load_average_end": 3.0,
+                 "busy_cores": 1.6, "client_cores": 0.2, "server_cores": 1.0,
+                 "other_cores": 0.4}
+
+
+def test_machine_summary_without_server_figures_has_no_split():
+    m = machine_summary((0.0, 0.0), (5.0, 0.0), 10.0, None, 1.0, 2, (None, None))
+    assert "other_cores" not in m and m["busy_cores"] == 0.5
