@@ -15,6 +15,8 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
                "replay a workload through parser + engine in one process (no server)"),
     "up": ("server.up", "main", "run the whole system (gateway, shards, quotes, Redis, store)"),
     "quotes": ("server.quotes.simulator", "main", "run the legacy quote-server simulator"),
+    "tui": ("client_tui.app", "main", "the terminal dashboard (--demo: with an embedded server)"),
+    "bench": ("bench.cli", "main", "replay a workload against the server and report commands/s"),
 }
 
 

@@ -55,31 +55,27 @@ class GatewaySettings:
     idle_timeout: float = 15 * 60.0
     rate_limit: float = 0.0  # commands/s per connection; 0: unlimited
     rate_burst: int = 1_000
-    txn_block: int = 10_000
 
 
 class TxnAllocator:
-    """Txns for lines that came without one: above every txn seen, reserved from the store."""
+    """Txns for lines that came without one: one above every txn seen, this run or before it.
 
-    def __init__(self, reserve: Callable[[int, int], int], block: int = 10_000) -> None:
-        self._reserve = reserve
-        self._block = block
-        self.max_seen = 0
-        self._next = 0
-        self._end = 0
+    Kept in memory, so assigning one never waits for the store; `start` is the highest txn the
+    store knows (its audit log and its txn counter). The gateway publishes `max_seen` into the
+    store's counter now and then, so the blocks shards reserve for trigger firings stay above it.
+    """
+
+    def __init__(self, start: int = 0) -> None:
+        self.max_seen = start
+        self.published = start
 
     def seen(self, txn: int) -> None:
         if txn > self.max_seen:
             self.max_seen = txn
 
     def next(self) -> int:
-        if self._next <= self.max_seen or self._next >= self._end:
-            self._next = self._reserve(self._block, self.max_seen)
-            self._end = self._next + self._block
-        txn = self._next
-        self._next += 1
-        self.max_seen = txn
-        return txn
+        self.max_seen += 1
+        return self.max_seen
 
 
 class StoreThread:

@@ -131,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace, data_dir: Path, store_url: str, quote_host: str,
            quote_port: int, redis_url: str | None, token: str, token_path: Path) -> int:
     from twisted.internet import reactor
+    from twisted.internet.task import LoopingCall
 
     from server.gateway import Gateway, GatewaySettings, StoreThread, TxnAllocator
     from server.shard_pool import ShardPool
@@ -149,12 +150,26 @@ def _serve(args: argparse.Namespace, data_dir: Path, store_url: str, quote_host:
     pool = ShardPool(configs, reactor,
                      on_event=lambda user, ev: gateway_ref[0].push_event(user, ev))
     txn_store = open_store(store_url)
-    txns = TxnAllocator(txn_store.reserve_txns)
+    txns = TxnAllocator(max(txn_store.max_txn(), txn_store.reserve_txns(1)))
+    txn_store.close()
     settings = GatewaySettings(max_in_flight=args.max_in_flight, idle_timeout=args.idle_timeout,
                                rate_limit=args.rate_limit)
     store_thread = StoreThread(lambda: open_store(store_url))
     gateway = Gateway(pool, store_thread, token, txns, settings, reactor)
     gateway_ref.append(gateway)
+
+    def publish_txns() -> Any:
+        seen = txns.max_seen
+        if seen <= txns.published:
+            return None
+
+        def done(_: Any) -> None:
+            txns.published = max(txns.published, seen)
+
+        return store_thread.call(lambda store: store.reserve_txns(1, seen)).addCallback(done)
+
+    publisher = LoopingCall(publish_txns)
+    publisher.start(1.0, now=False)
     pool.start()
     port = reactor.listenTCP(args.port, gateway, interface=args.host, backlog=1024)
     host = port.getHost()
@@ -172,11 +187,14 @@ def _serve(args: argparse.Namespace, data_dir: Path, store_url: str, quote_host:
             tls_port.stopListening()
         gateway.close_all()
 
-        def stopped(_: Any) -> None:
-            store_thread.stop()
-            txn_store.close()
+        def stopped(_: Any) -> Any:
+            publisher.stop()
+            return publish_txns()
 
-        return pool.stop().addBoth(stopped)
+        def published(_: Any) -> None:
+            store_thread.stop()
+
+        return pool.stop().addBoth(stopped).addBoth(published)
 
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     print(f"daytrade listening on {host.host}:{host.port} with {args.shards} shards", flush=True)

@@ -59,9 +59,12 @@ class Account:
     transactions: list[TxRecord] = field(default_factory=list)
     #: Highest txn of a state-changing command answered for this user.
     last_txn: int = 0
-    #: (txn, canonical line, Reply or its JSON) of the newest state-changing commands.
+    #: (txn, canonical line, Reply or its JSON) of the newest state-changing commands; persisted
+    #: as rows of their own (Batch.replies), not in the document, so a commit writes only news.
     recent: deque[tuple[int, str, Any]] = field(
         default_factory=lambda: deque(maxlen=RECENT_REPLIES))
+    #: Entries of `recent` the store does not have yet (not persisted: drained by the engine).
+    new_replies: list[tuple[int, str, Any]] = field(default_factory=list, compare=False)
     #: Counter of this user's audit events (AuditEvent.seq).
     event_seq: int = 0
     #: Bumped on every persisted change, so a replayed commit can be recognised as stale.
@@ -69,8 +72,14 @@ class Account:
     #: How many of `transactions` the store already holds (not persisted: derived on load).
     persisted_tx: int = field(default=0, compare=False)
 
+    def remember(self, txn: int, line: str, reply: Any) -> None:
+        """Keep a state-changing command's reply for retries (and for the next commit)."""
+        entry = (txn, line, reply)
+        self.recent.append(entry)
+        self.new_replies.append(entry)
+
     def to_doc(self) -> dict[str, Any]:
-        """The state without its transactions, as JSON-compatible plain data."""
+        """The state without its transactions and replies, as JSON-compatible plain data."""
         return {
             "user": self.user,
             "cash": self.cash,
@@ -83,14 +92,15 @@ class Account:
             "sell_triggers": {s: [t.amount, t.price, t.reserved_shares]
                               for s, t in self.sell_triggers.items()},
             "last_txn": self.last_txn,
-            "recent": [[t, line, r if isinstance(r, str) else r.to_json()]
-                       for t, line, r in self.recent],
             "event_seq": self.event_seq,
             "version": self.version,
         }
 
     @classmethod
-    def from_doc(cls, doc: dict[str, Any], transactions: list[TxRecord] | None = None) -> Account:
+    def from_doc(cls, doc: dict[str, Any], transactions: list[TxRecord] | None = None,
+                 replies: list[tuple[int, str, str]] | None = None) -> Account:
+        """Rebuild an account from its document, its transactions and its newest replies
+        (oldest first; documents of older versions carried them as `recent`)."""
         return cls(
             user=doc["user"],
             cash=doc["cash"],
@@ -101,7 +111,9 @@ class Account:
             sell_triggers={s: SellTrigger(*t) for s, t in doc["sell_triggers"].items()},
             transactions=list(transactions or []),
             last_txn=doc["last_txn"],
-            recent=deque((tuple(r) for r in doc["recent"]), maxlen=RECENT_REPLIES),
+            recent=deque((tuple(r) for r in (replies if replies is not None
+                                              else doc.get("recent", ()))),
+                         maxlen=RECENT_REPLIES),
             event_seq=doc["event_seq"],
             version=doc["version"],
             persisted_tx=len(transactions or ()),

@@ -66,12 +66,16 @@ class DumpRequest:
 
 
 class Effects(NamedTuple):
-    """What a batch changed: persisted together, then the replies and pushes are released."""
+    """What a batch changed: persisted together, then the replies and pushes are released.
+
+    `replies` are (user, txn, line, reply JSON) of the state-changing commands, kept by the store
+    for idempotent retries."""
 
     accounts: list[dict[str, Any]]
     transactions: list[tuple[str, int, TxRecord]]
     events: list[AuditEvent]
     pushes: list[tuple[str, PushedEvent]]
+    replies: list[tuple[str, int, str, str]]
 
 
 class _Failure(Exception):
@@ -190,7 +194,7 @@ class Engine:
             return self._fail(acct, cmd, txn, now, failure.code, failure.message, logged)
         if cmd.STATE_CHANGING:
             acct.last_txn = txn
-            acct.recent.append((txn, cmd.line(), outcome))
+            acct.remember(txn, cmd.line(), outcome)
         return outcome
 
     def _retry(self, acct: Account, cmd: c.TradingCommand, txn: int, now: int) -> Reply:
@@ -213,7 +217,7 @@ class Engine:
         reply = Reply(txn, cmd.NAME, False, None, code, message)
         if cmd.STATE_CHANGING and code is not E.STALE_TXN:
             acct.last_txn = txn
-            acct.recent.append((txn, cmd.line(), reply))
+            acct.remember(txn, cmd.line(), reply)
         return reply
 
     def _fail_unlogged(self, cmd: c.TradingCommand, txn: int, now: int, code: ErrorCode,
@@ -642,6 +646,7 @@ class Engine:
         """Take the effects accumulated since the last drain (the caller commits them)."""
         docs = []
         txs: list[tuple[str, int, TxRecord]] = []
+        replies: list[tuple[str, int, str, str]] = []
         for acct in self._dirty.values():
             acct.version += 1
             docs.append(acct.to_doc())
@@ -650,7 +655,11 @@ class Engine:
             txs.extend((user, i, acct.transactions[i]) for i in range(start,
                                                                          len(acct.transactions)))
             acct.persisted_tx = len(acct.transactions)
-        effects = Effects(docs, txs, self._events, self._pushes)
+            if acct.new_replies:
+                replies.extend((user, t, line, r if type(r) is str else r.to_json())
+                               for t, line, r in acct.new_replies)
+                acct.new_replies.clear()
+        effects = Effects(docs, txs, self._events, self._pushes, replies)
         self._dirty = {}
         self._events = []
         self._pushes = []

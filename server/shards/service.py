@@ -255,10 +255,10 @@ class ShardService:
             os._exit(137)
         replies, self._replies = self._replies, []
         dumps, self._after_commit = self._after_commit, []
-        if not (effects.accounts or effects.transactions or effects.events):
+        batch = Batch(effects.accounts, effects.transactions, effects.events, effects.replies)
+        if not batch:
             self._release(replies, effects.pushes, dumps)
             return
-        batch = Batch(effects.accounts, effects.transactions, effects.events)
         self._committing = True
         d = self._commit(batch)
         d.addCallbacks(self._committed, self._commit_failed,

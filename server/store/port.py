@@ -16,22 +16,26 @@ class Batch:
 
     `accounts` are `Account.to_doc()` documents (each with a `version` higher than the stored one);
     `transactions` are `(user, index, record)` with `index` the record's position in that user's
-    list (0-based), so a replayed append is recognisable; `events` are the audit events.
+    list (0-based), so a replayed append is recognisable; `events` are the audit events;
+    `replies` are `(user, txn, canonical line, reply JSON)` of state-changing commands, kept for
+    idempotent retries (a load returns each user's newest RECENT_REPLIES of them).
     """
 
     accounts: list[dict[str, Any]] = field(default_factory=list)
     transactions: list[tuple[str, int, TxRecord]] = field(default_factory=list)
     events: list[AuditEvent] = field(default_factory=list)
+    replies: list[tuple[str, int, str, str]] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.accounts or self.transactions or self.events)
+        return bool(self.accounts or self.transactions or self.events or self.replies)
 
 
 class Store(Protocol):
     """What shards and the gateway need from persistence. All methods are blocking."""
 
     def load_account(self, user: str) -> Account | None:
-        """The user's state with all its transactions, or None if the user has no account."""
+        """The user's state with all its transactions and its newest RECENT_REPLIES replies
+        (oldest first), or None if the user has no account."""
 
     def account_exists(self, user: str) -> bool:
         """True if the user has an account."""
@@ -50,6 +54,9 @@ class Store(Protocol):
 
         Returns the first; the caller owns `first .. first + count - 1`.
         """
+
+    def max_txn(self) -> int:
+        """The highest txn the store knows of (in its audit log or its txn counter); 0 if none."""
 
     def get_password_hash(self, user: str) -> str | None:
         """The stored password hash of `user`, or None."""

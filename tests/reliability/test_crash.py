@@ -175,9 +175,6 @@ def test_crashes_lose_nothing_acknowledged_and_apply_nothing_twice(tmp_path, siz
     assert not audit.reply_mismatches, audit.reply_mismatches[:5]
 
 
-@pytest.mark.xfail(strict=True, reason="defect reported to the lead: after a restart the gateway's "
-                   "TxnAllocator starts above the txns it reserved before, not above the explicit "
-                   "txns it saw, so a txn-less command for such a user fails stale_txn")
 def test_a_txnless_command_after_a_restart_is_above_every_txn_seen_before(tmp_path):
     data_dir = tmp_path / "data"
     with RunningSystem(data_dir) as system, LineClient(system.host, system.port) as op:

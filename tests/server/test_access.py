@@ -24,7 +24,8 @@ def connect(system) -> LineClient:
 
 
 @pytest.mark.parametrize("line", ["ADD,alice,10.00", "QUOTE,alice,ABC", "DISPLAY_SUMMARY,alice",
-                                  "DUMPLOG,x.xml", "STATS", "WATCH,alice", "PASSWD,alice,password1"])
+                                  "DUMPLOG,x.xml", "STATS", "WATCH,alice",
+                                  "PASSWD,alice,password1"])
 def test_before_login_only_session_commands_work(system, line):
     with connect(system) as conn:
         assert conn.ask(line)["error"]["code"] == "unauthorized"

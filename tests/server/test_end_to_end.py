@@ -1,4 +1,4 @@
-"""The whole system on 127.0.0.1: a workload replayed through the real server agrees with the engine."""
+"""The whole system on 127.0.0.1: a workload replayed through the server agrees with the engine."""
 
 from __future__ import annotations
 

@@ -10,7 +10,6 @@ import pytest
 
 from server.quotes.redis_server import EmbeddedRedis
 from tests.support.lines import LineClient
-from tests.support.system import RunningSystem
 
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +33,8 @@ def test_a_quote_serves_every_user_within_60_s_with_one_quote_server_hit(system_
         fetches, hits = quote_fetches(op)
         assert fetches == 1 and hits == len(users) - 1
         dump = op.ask("DUMPLOG,all.xml")
-        text = open(dump["result"]["path"]).read()
+        with open(dump["result"]["path"]) as f:
+            text = f.read()
         assert text.count("<quoteServer>") == 1
         assert text.count("<debugEvent>") == len(users) - 1
 

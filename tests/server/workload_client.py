@@ -1,5 +1,7 @@
-"""A per-user closed-loop workload client for end-to-end tests: each user's next command goes out
-only after the previous reply, and `internal` (or a lost connection) is retried with the same txn."""
+"""A per-user closed-loop workload client for end-to-end tests.
+
+Each user's next command goes out only after the previous reply, and `internal` (or a lost
+connection) is retried with the same txn."""
 
 from __future__ import annotations
 
