@@ -155,7 +155,10 @@ def test_crashes_lose_nothing_acknowledged_and_apply_nothing_twice(tmp_path, siz
     compare_replies({txn: o.reply for txn, o in replay.outcomes.items()}, expected, audit)
     recovery = p99(replay.recoveries)
     kills = size.shard_kills + len(system.named_armed)
-    record("crash", f"{kills} shard crashes ({size.shard_kills} SIGKILL at random moments, "
+    worst = max(replay.recoveries, default=0.0)
+    record("crash", f"{kills + size.up_kills} kills, {audit.lost} lost, {audit.doubled} doubled, "
+                    f"recovery <= {worst:.1f} s. Details: "
+                    f"{kills} shard crashes ({size.shard_kills} SIGKILL at random moments, "
                     f"{len(system.named_armed)} at named points {sorted(set(system.named_armed))}"
                     f"), {size.up_kills} SIGKILL+restart of daytrade up; {audit.lost} lost, "
                     f"{audit.doubled} doubled, {audit.negative} negative; recovery p99 "
@@ -163,7 +166,7 @@ def test_crashes_lose_nothing_acknowledged_and_apply_nothing_twice(tmp_path, siz
                     f"shard back p99 {p99(shard_kill_recovery):.2f} s, up back p99 "
                     f"{p99(up_recovery):.2f} s; {replay.retried} of {len(items)} commands retried",
            kills=kills, up_kills=size.up_kills, lost=audit.lost, doubled=audit.doubled,
-           negative=audit.negative, recovery_p99=recovery,
+           negative=audit.negative, recovery_p99=recovery, recovery_max=worst,
            failures=dict(replay.failures))
     assert not plan, f"crashes planned but not carried out: {plan}"
     assert len(system.named_armed) == size.named_crashes
