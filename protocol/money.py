@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 # [0-9] (never \d) so that only ASCII digits pass; fullmatch so that a trailing "\n" cannot.
@@ -24,6 +25,7 @@ def parse_cents(text: str) -> int | None:
     return int(whole) * 100 + int(frac)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # prices and amounts repeat: summaries render thousands
 def format_cents(cents: int) -> str:
     """Format integer cents as a dollar string with exactly two decimals (`-` for negatives)."""
     sign = "-" if cents < 0 else ""
