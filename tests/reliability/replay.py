@@ -40,7 +40,7 @@ class ResilientReplay:
     endpoint: Endpoint
     timeout: float = 30.0  # per attempt
     give_up_s: float = 180.0  # per command
-    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    outcomes: dict[tuple[str | None, int], Outcome] = field(default_factory=dict)  # (user, txn)
     failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     progress: int = 0
 
@@ -90,7 +90,7 @@ class ResilientReplay:
             conn: list[DaytradeClient | None] = [None]
             try:
                 for item in lines:
-                    self.outcomes[item.txn] = await self.send(conn, item)
+                    self.outcomes[(item.user, item.txn)] = await self.send(conn, item)
                     self.progress += 1
                     if on_progress is not None:
                         await on_progress(self.progress)

@@ -152,7 +152,7 @@ def test_crashes_lose_nothing_acknowledged_and_apply_nothing_twice(tmp_path, siz
     engine, expected = engine_replay([(i.txn, i.text) for i in items], prices)
     audit = audit_store(system.data_dir / "daytrade.sqlite", engine,
                         {i.user for i in items if i.user})
-    compare_replies({txn: o.reply for txn, o in replay.outcomes.items()}, expected, audit)
+    compare_replies({key: o.reply for key, o in replay.outcomes.items()}, expected, audit)
     recovery = p99(replay.recoveries)
     kills = size.shard_kills + len(system.named_armed)
     worst = max(replay.recoveries, default=0.0)

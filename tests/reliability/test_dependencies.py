@@ -53,12 +53,12 @@ def run_and_audit(system: RunningSystem, load: DependencyLoad, phases, size: Siz
         system.stop()
     done = load.finished()
     lines = [(c.txn, c.text) for c in sorted(done, key=lambda c: c.user)]  # stable: user order
-    unavailable = {c.txn for c in done if not c.final.ok and
+    unavailable = {(c.user, c.txn) for c in done if not c.final.ok and
                    str(c.final.code) == "quote_unavailable"}
     symbols = {t.split(",")[2] for _, t in lines if t.split(",")[0] in ("QUOTE", "BUY", "SELL")}
     engine, expected = engine_replay(lines, {s: fixed_price(s) for s in symbols}, unavailable)
     audit = audit_store(system.data_dir / "daytrade.sqlite", engine, set(load.users))
-    compare_replies({c.txn: c.final for c in done}, expected, audit)
+    compare_replies({(c.user, c.txn): c.final for c in done}, expected, audit)
     return audit
 
 

@@ -41,12 +41,17 @@ class Audit:
                     or self.reply_mismatches)
 
 
+#: Txns are idempotency keys per user (PROTOCOL.md): two users may use the same one.
+Key = tuple[str | None, int]
+
+
 def engine_replay(lines: Iterable[tuple[int, str]], price_of: dict[str, int],
-                  unavailable: set[int] = frozenset()) -> tuple[Engine, dict[int, Reply]]:
-    """The lines `(txn, text)` through the pure engine, quotes at `price_of`; the txns in
-    `unavailable` get no quote (they were answered `quote_unavailable`)."""
+                  unavailable: set[Key] = frozenset()) -> tuple[Engine, dict[Key, Reply]]:
+    """The lines `(txn, text)` through the pure engine, quotes at `price_of`; the (user, txn)
+    in `unavailable` get no quote (they were answered `quote_unavailable`). Replies by (user,
+    txn)."""
     engine = Engine()
-    replies: dict[int, Reply] = {}
+    replies: dict[Key, Reply] = {}
     for txn, text in lines:
         try:
             cmd = parse_request(f"[{txn}] {text}")
@@ -54,12 +59,12 @@ def engine_replay(lines: Iterable[tuple[int, str]], price_of: dict[str, int],
             continue  # answered with an error; changes nothing
         outcome = engine.execute(cmd, REPLAY_NOW)
         if isinstance(outcome, NeedQuote):
-            quote = (quote_unavailable() if txn in unavailable else
+            quote = (quote_unavailable() if (cmd.user, txn) in unavailable else
                      PriceQuote(outcome.symbol, price_of[outcome.symbol], REPLAY_NOW, "k",
                                 outcome.user))
             outcome = engine.execute(cmd, REPLAY_NOW, quote)
         if isinstance(outcome, Reply):
-            replies[txn] = outcome
+            replies[(cmd.user, txn)] = outcome
     return engine, replies
 
 
@@ -104,15 +109,15 @@ def audit_store(store_path: Path, engine: Engine, users: Iterable[str]) -> Audit
     return audit
 
 
-def compare_replies(final: dict[int, Reply], expected: dict[int, Reply], audit: Audit) -> None:
-    """Each final reply against the engine's: same ok, same error code, same cash."""
-    for txn, reply in final.items():
-        want = expected.get(txn)
+def compare_replies(final: dict[Key, Reply], expected: dict[Key, Reply], audit: Audit) -> None:
+    """Each final reply, by (user, txn), against the engine's: same ok, error code and cash."""
+    for (user, txn), reply in final.items():
+        want = expected.get((user, txn))
         if want is None:
             continue
         got_cash = (reply.result or {}).get("cash")
         want_cash = (want.result or {}).get("cash")
         if (reply.ok, reply.code, got_cash) != (want.ok, want.code, want_cash):
             audit.reply_mismatches.append(
-                f"[{txn}] {reply.cmd}: got {reply.ok}/{reply.code}/{got_cash}, "
+                f"{user} [{txn}] {reply.cmd}: got {reply.ok}/{reply.code}/{got_cash}, "
                 f"want {want.ok}/{want.code}/{want_cash}")
