@@ -118,7 +118,7 @@ class DaytradeApp(App[None]):
         self.dashboard = DashboardScreen(self)
         # Pushed over the login screen, whose worker is running this (switching would end it).
         await self.push_screen(self.dashboard)
-        self.dashboard.status.show_info(f"{self.connection.detail} · ? shows every key")
+        self._status(f"{self.connection.detail} · ? shows every key")
         await self.session.refresh_summary()
         self._last_summary = self.clock.monotonic()
         self.render_views()
@@ -160,13 +160,20 @@ class DaytradeApp(App[None]):
             await asyncio.sleep(self.tick)
 
     def render_views(self) -> None:
-        """Hand the dashboard the store and the clocks (attributes down)."""
-        if self.dashboard is None or self.screen is not self.dashboard:
-            return  # under a dialog it stays as it was; closing the dialog redraws it
+        """Hand the dashboard the store and the clocks (attributes down).
+
+        Under a dialog only the header is redrawn (it shows above the dialog); the views wait
+        for the dialog to close, which redraws them.
+        """
+        if self.dashboard is None or self.dashboard not in self.screen_stack:
+            return
         ctx = ViewContext(self.store, self.clock.now_ms(), self.connection.server_now_ms(),
                           self.tz)
         try:
-            self.dashboard.show(ctx, self.link)
+            if self.screen is self.dashboard:
+                self.dashboard.show(ctx, self.link)
+            else:
+                self.dashboard.show_header(ctx, self.link)
         except NoMatches:
             pass  # the dashboard is being torn down (the app is exiting)
 
@@ -178,11 +185,10 @@ class DaytradeApp(App[None]):
         if changed or message.state != ConnState.CONNECTED:
             self.store.activity.add(self.clock.now_ms(), "connection", str(message.state),
                                     message.detail)
-        if self.dashboard is not None and self.dashboard.is_mounted:
-            if message.state in (ConnState.RECONNECTING, ConnState.OFFLINE):
-                self.dashboard.status.show_error(f"{message.state}: {message.detail}")
-            elif changed:
-                self.dashboard.status.show_info(f"{message.state}: {message.detail}")
+        if message.state in (ConnState.RECONNECTING, ConnState.OFFLINE):
+            self._status(f"{message.state}: {message.detail}", error=True)
+        elif changed:
+            self._status(f"{message.state}: {message.detail}")
         if changed and self._logged_in and message.state == ConnState.OFFLINE:
             self.notify(f"Offline: {message.detail}", severity="error", timeout=10)
         self.render_views()
@@ -192,10 +198,18 @@ class DaytradeApp(App[None]):
         detail = describe_result(outcome.result) if outcome.ok else outcome.message
         self.store.activity.add(self.clock.now_ms(), "ok" if outcome.ok else "error",
                                 outcome.line, detail, outcome.code, outcome.latency_ms)
-        if not outcome.ok and self.dashboard is not None and self.dashboard.is_mounted:
-            self.dashboard.status.show_error(
-                f"{fmt.clock(self.clock.now_ms(), self.tz)} {command_of(outcome.line)} → "
-                f"{outcome.error}")
+        if not outcome.ok:
+            self._status(f"{fmt.clock(self.clock.now_ms(), self.tz)} "
+                         f"{command_of(outcome.line)} → {outcome.error}", error=True)
+
+    def _status(self, text: str, error: bool = False) -> None:
+        """The dashboard's status line: the last failure stays until the connection's news."""
+        try:
+            line = self.dashboard.status if self.dashboard is not None else None
+        except NoMatches:
+            return  # the dashboard is being torn down
+        if line is not None:
+            (line.show_error if error else line.show_info)(text)
 
     def on_connection_event_pushed(self, message: Connection.EventPushed) -> None:
         event = message.event

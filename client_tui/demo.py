@@ -81,7 +81,10 @@ class EmbeddedServer:
                 match = READY.search(buffer.decode("utf-8", "replace"))
                 if match:
                     return match.group(1), int(match.group(2))
-        code = self.process.poll()
+        try:
+            code: int | None = self.process.wait(5)  # its output ended: it is exiting
+        except subprocess.TimeoutExpired:
+            code = None
         state = f"exited with {code}" if code is not None else "did not start in time"
         raise EmbeddedServerError(f"daytrade up {state}: {self.log_tail()}")
 

@@ -65,10 +65,13 @@ class DashboardScreen(Screen):
     # --- attributes down ------------------------------------------------------------------
 
     def show(self, ctx: ViewContext, link: LinkStatus) -> None:
-        self.query_one(AccountHeader).show(ctx.store.user, ctx.store.totals(), link,
-                                           ctx.now_ms, ctx.tz)
+        self.show_header(ctx, link)
         for pane, _, view in TABS:
             self.query_one(f"#{pane}-view", view).show(ctx)
+
+    def show_header(self, ctx: ViewContext, link: LinkStatus) -> None:
+        self.query_one(AccountHeader).show(ctx.store.user, ctx.store.totals(), link,
+                                           ctx.now_ms, ctx.tz)
 
     @property
     def status(self) -> StatusLine:
@@ -92,11 +95,8 @@ class DashboardScreen(Screen):
     # --- keys -----------------------------------------------------------------------------
 
     def action_tab(self, pane: str) -> None:
-        tabs = self.query_one(TabbedContent)
-        if tabs.active == pane:
-            self.action_focus_table()
-        else:
-            tabs.active = pane  # TabActivated then focuses its table
+        self.query_one(TabbedContent).active = pane  # shows the pane at once
+        self.action_focus_table()
 
     def action_focus_table(self) -> None:
         self.query_one(f"#{self.active_tab}-view").query_one(TradeTable).focus()

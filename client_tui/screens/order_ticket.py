@@ -227,7 +227,7 @@ class OrderTicket(ModalScreen[None]):
     @work(exclusive=True, group="ticket")
     async def _settle(self, action: str) -> None:
         newest = self.session.store.newest_pending(self.side)
-        if newest is not None and newest.txn != self.txn:
+        if newest is not None and newest.expires_at > self.expires_at:
             self._error(f"a newer {self.side.upper()} #{newest.txn} is pending: the server would "
                         f"{action} that one first; settle it in Orders (3)")
             return

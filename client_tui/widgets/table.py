@@ -33,7 +33,7 @@ class TradeTable(DataTable):
                 self.add_column(label, key=key, width=width[0] if width else None)
 
     def show(self, rows: Sequence[Row]) -> None:
-        """Replace the rows (by key), keeping the cursor on the same key when it is still there."""
+        """Replace the rows (by key), keeping a moved cursor on its key when it is still there."""
         wanted = [(key, tuple(cells)) for key, cells in rows]
         if wanted == self._shown:
             return
@@ -46,10 +46,12 @@ class TradeTable(DataTable):
                     if cell != old:
                         self.update_cell_at((row, column), cell, update_width=True)
         else:
+            at_top = self.cursor_row <= 0
             self.clear()
             for key, cells in wanted:
                 self.add_row(*cells, key=key)
-            if current in new_keys:
+            # A cursor moved down stays on its row; one at the top stays at the top.
+            if current in new_keys and not at_top:
                 self.move_cursor(row=new_keys.index(current), animate=False)
         self._shown = wanted
 

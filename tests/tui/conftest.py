@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from client_tui.app import DaytradeApp
+from client_tui.connection import BACKOFF
 from client_tui.screens.dashboard import DashboardScreen
 from protocol.client import DaytradeClient
 from tests.support.system import RunningSystem
@@ -68,11 +69,11 @@ def notices(app: DaytradeApp) -> list[str]:
 @asynccontextmanager
 async def dashboard(system: RunningSystem, user: str, export_dir: Path | None = None,
                     cash: str | None = None, setup: tuple[str, ...] = (),
-                    watchlist: tuple[str, ...] = ()):
+                    watchlist: tuple[str, ...] = (), backoff: tuple[float, ...] = BACKOFF):
     """The app logged in as `user` (signed up by the login); then the operator adds `cash`
     and sends the `setup` lines (an account the operator created could not log in)."""
     app = DaytradeApp(host=system.host, port=system.port, tz=UTC, export_dir=export_dir,
-                      tick=0.2, watchlist=watchlist)
+                      tick=0.2, watchlist=watchlist, backoff=backoff)
     async with app.run_test(size=(120, 40)) as pilot:
         outcome = await app.log_in(system.host, system.port, user, PASSWORD)
         assert outcome.ok, outcome

@@ -140,10 +140,12 @@ async def test_sell_from_the_highlighted_position(system, user):
         await pilot.press("enter")
         await until(pilot, lambda: ticket.state == "pending", "the pending SELL")
         await until(pilot, lambda: app.store.summary.pending_sells, "the summary")
-        assert cells(app, "#positions-table", "ABC")[1:3] == ["8", "2"]  # 2 held by the sell
+        (position,) = app.store.positions()
+        assert (position.shares, position.held_shares) == (8, 2)  # 2 held by the pending sell
         await pilot.press("enter")
         await until(pilot, lambda: app.store.summary.holdings.get("ABC") == 6, "the holding")
         assert app.store.summary.cash == 10000 - 9872 + 2 * 1234
+        await until(pilot, lambda: cells(app, "#positions-table", "ABC")[1:3] == ["6", ""])
         assert any("Sold 2 ABC @ 12.34 (proceeds 24.68)" in n for n in notices(app))
 
 

@@ -16,6 +16,7 @@ from textual.widgets import Input
 
 from client_tui.app import DaytradeApp
 from client_tui.model.quotes import QuoteSample
+from client_tui.widgets.table import TradeTable
 from tests.tui.fakes import FrozenClock, RecordedServer, load_recording
 
 RECORDING = load_recording()
@@ -82,6 +83,12 @@ def view(key: str):
         await pilot.press(key)
         pilot.app.render_views()
         await settle(pilot)
+        if key.isdigit():  # the view's table has the focus (and so shows its cursor)
+            for _ in range(1500):
+                if isinstance(pilot.app.focused, TradeTable):
+                    break
+                await asyncio.sleep(0.01)
+            await pilot.pause()
     return run_before
 
 
