@@ -101,7 +101,7 @@ class Account:
                  replies: list[tuple[int, str, str]] | None = None) -> Account:
         """Rebuild an account from its document, its transactions and its newest replies
         (oldest first; documents of older versions carried them as `recent`)."""
-        return cls(
+        account = cls(
             user=doc["user"],
             cash=doc["cash"],
             holdings={s: n for s, n in doc["holdings"].items()},
@@ -118,3 +118,7 @@ class Account:
             version=doc["version"],
             persisted_tx=len(transactions or ()),
         )
+        if replies is None and doc.get("recent"):
+            # An older document kept its replies inside: the next commit writes them as rows.
+            account.new_replies.extend(account.recent)
+        return account

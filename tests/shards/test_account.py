@@ -71,4 +71,6 @@ def test_account_loads_its_replies_oldest_first():
 
 def test_account_of_an_older_document_version_keeps_its_embedded_replies():
     doc = rich_account().to_doc() | {"recent": [[5, "ADD,u1,1.00", "{}"]]}
-    assert list(Account.from_doc(doc).recent) == [(5, "ADD,u1,1.00", "{}")]
+    back = Account.from_doc(doc)
+    assert list(back.recent) == [(5, "ADD,u1,1.00", "{}")]
+    assert back.new_replies == [(5, "ADD,u1,1.00", "{}")]  # rewritten as rows on the next commit
