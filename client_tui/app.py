@@ -111,7 +111,7 @@ class DaytradeApp(App[None]):
         if not outcome.ok:
             return outcome
         self._logged_in = True
-        if outcome.result.get("signed_up"):
+        if outcome.result.get("signed_up") and self.demo is None:
             self.notify(f"Signed up as {user}: a new account with 0.00 cash (a adds funds)")
         for symbol in self.initial_watchlist:
             self.store.watch(symbol)

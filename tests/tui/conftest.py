@@ -73,7 +73,7 @@ async def dashboard(system: RunningSystem, user: str, export_dir: Path | None = 
     """The app logged in as `user` (signed up by the login); then the operator adds `cash`
     and sends the `setup` lines (an account the operator created could not log in)."""
     app = DaytradeApp(host=system.host, port=system.port, tz=UTC, export_dir=export_dir,
-                      tick=0.2, watchlist=watchlist, backoff=backoff)
+                      tick=0.5, watchlist=watchlist, backoff=backoff)
     async with app.run_test(size=(120, 40)) as pilot:
         outcome = await app.log_in(system.host, system.port, user, PASSWORD)
         assert outcome.ok, outcome

@@ -23,7 +23,7 @@ def recorded(replies: dict | None = None) -> tuple[DaytradeApp, RecordedServer]:
     clock = FrozenClock(RECORDING["now_ms"])
     server = RecordedServer(replies or copy.deepcopy(RECORDING["replies"]), clock)
     app = DaytradeApp(connector=server, clock=clock, tz=UTC, watchlist=("ABC", "DEF"),
-                      tick=0.1)
+                      tick=1.0)
     return app, server
 
 
