@@ -99,6 +99,22 @@ async def shards_back(system: RestartableSystem, killed: int, deadline_s: float 
     raise AssertionError(f"shards did not come back within {deadline_s} s")
 
 
+async def kill_a_shard(system: RestartableSystem, rng: random.Random) -> int:
+    """SIGKILL a random shard worker; its pid. A pid STATS named may be gone already (a shard
+    that just crashed at a named point): then ask again once the shards are back."""
+    for _ in range(50):
+        pids = await shard_pids(system)
+        if len(pids) == SHARDS:
+            victim = rng.choice(pids)
+            try:
+                os.kill(victim, signal.SIGKILL)
+                return victim
+            except ProcessLookupError:
+                pass
+        await asyncio.sleep(0.1)
+    raise AssertionError("no shard to kill")
+
+
 def crash_plan(size: Size, lines: int, rng: random.Random) -> dict[int, str]:
     """Progress count -> "shard" or "up": when to kill what, at distinct random moments."""
     kinds = ["shard"] * size.shard_kills + ["up"] * size.up_kills
@@ -127,8 +143,7 @@ def test_crashes_lose_nothing_acknowledged_and_apply_nothing_twice(tmp_path, siz
             return
         async with events:
             if kind == "shard":
-                victim = rng.choice(await shard_pids(system))
-                os.kill(victim, signal.SIGKILL)
+                victim = await kill_a_shard(system, rng)
                 shard_kill_recovery.append(await shards_back(system, victim))
             else:
                 killed_at = time.monotonic()
