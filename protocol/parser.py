@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from typing import NamedTuple
 
 from protocol import commands as c
 from protocol.errors import (
@@ -38,6 +39,39 @@ _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 def parse_request(line: bytes | str) -> c.Command:
     """Parse one request line (with or without its line ending) into a command."""
+    head = peek_request(line)
+    try:
+        return _BUILDERS[head.name](head.args, head.txn)
+    except ProtocolError as exc:
+        exc.txn = head.txn
+        exc.command = head.name
+        raise
+
+
+class RequestHead(NamedTuple):
+    """What a router needs of a request line, read without validating its arguments."""
+
+    txn: int | None
+    name: str  # upper-cased, one the protocol knows
+    args: str | None  # everything after the first comma (None: no comma at all)
+    text: str  # the decoded line without its line ending
+
+    def user_field(self) -> str | None:
+        """The user the line acts for, as written (None for the all-users DUMPLOG)."""
+        if self.args is None:
+            return None
+        first, sep, _ = self.args.partition(",")
+        if self.name == "DUMPLOG" and not sep:
+            return None
+        return first.strip(_FIELD_SPACE)
+
+
+def peek_request(line: bytes | str) -> RequestHead:
+    """Check a line's size, encoding, txn prefix and command name; leave its arguments unread.
+
+    Raises the typed errors parse_request raises for those parts; `parse_request` is this plus
+    the command's own argument checks.
+    """
     if isinstance(line, bytes):
         if line.endswith(b"\n"):
             line = line[:-1]
@@ -67,15 +101,9 @@ def parse_request(line: bytes | str) -> c.Command:
     if not name.isascii():
         raise UnknownCommand(f"unknown command {_quote(name)}", txn=txn)
     name = name.upper()
-    builder = _BUILDERS.get(name)
-    if builder is None:
+    if name not in _BUILDERS:
         raise UnknownCommand(f"unknown command {_quote(name)}", txn=txn)
-    try:
-        return builder(rest if sep else None, txn)
-    except ProtocolError as exc:
-        exc.txn = txn
-        exc.command = name
-        raise
+    return RequestHead(txn, name, rest if sep else None, text)
 
 
 def _split_prefix(text: str) -> tuple[int | None, str]:

@@ -26,7 +26,7 @@ from zope.interface import implementer
 from protocol import commands as c
 from protocol.commands import TRADING_NAMES
 from protocol.errors import ErrorCode, ProtocolError
-from protocol.parser import MAX_LINE_BYTES, parse_request
+from protocol.parser import MAX_LINE_BYTES, parse_request, peek_request
 from protocol.replies import Reply
 from server.auth import (
     FAILURES_PER_CONNECTION,
@@ -246,13 +246,26 @@ class ClientConnection(Protocol):
     def _line(self, raw: bytes, now: int) -> None:
         self.gw.counters["lines"] += 1
         try:
+            head = peek_request(raw)
+        except ProtocolError as exc:
+            self._bad_line(raw, exc, now)
+            return
+        if head.name in TRADING_NAMES and self.role is not None:
+            user = head.user_field()
+            if self.role == "operator" or (user == self.user and user is not None):
+                # The hot path: the shard parses the line fully (it must anyway, to audit a bad
+                # one in the user's order), so the gateway only reads its head.
+                self._garbage = 0
+                self._forward(head.txn, head.name, user, head.text, now)
+                return
+        try:
             cmd = parse_request(raw)
         except ProtocolError as exc:
             self._bad_line(raw, exc, now)
             return
         self._garbage = 0
         if cmd.TRADING:
-            self._trading(cmd, raw, now)
+            self._trading(cmd, head.text, now)
         else:
             self._session(cmd, now)
 
@@ -262,7 +275,8 @@ class ClientConnection(Protocol):
         if exc.code in _GARBAGE:
             self._garbage += 1
         if exc.command in TRADING_NAMES and self._may_audit(exc.user):
-            self._forward(exc.txn, exc.command or "", exc.user, raw, now)
+            text = raw.decode("utf-8", "replace").rstrip("\r\n")
+            self._forward(exc.txn, exc.command or "", exc.user, text, now)
         else:
             self._error(exc.txn, exc.command, exc.code, exc.message)
         if self._garbage >= MAX_GARBAGE_IN_A_ROW:
@@ -277,7 +291,7 @@ class ClientConnection(Protocol):
 
     # --- trading commands ---------------------------------------------------------------------
 
-    def _trading(self, cmd: c.TradingCommand, raw: bytes, now: int) -> None:
+    def _trading(self, cmd: c.TradingCommand, text: str, now: int) -> None:
         if self.role is None:
             self._error(cmd.txn, cmd.NAME, E.UNAUTHORIZED, "log in first (AUTH or LOGIN)")
             return
@@ -286,15 +300,14 @@ class ClientConnection(Protocol):
             self._error(cmd.txn, cmd.NAME, E.FORBIDDEN,
                         f"{self.user} may not act for {what}")
             return
-        self._forward(cmd.txn, cmd.NAME, cmd.user, raw, now)
+        self._forward(cmd.txn, cmd.NAME, cmd.user, text, now)
 
-    def _forward(self, txn: int | None, name: str, user: str | None, raw: bytes,
+    def _forward(self, txn: int | None, name: str, user: str | None, text: str,
                  now: int) -> None:
         if not self._within_rate():
             self.gw.counters["busy"] += 1
             self._error(txn, name, E.BUSY, "over this connection's command rate; retry later")
             return
-        text = raw.decode("utf-8", "replace").rstrip("\r")
         if txn is None:
             txn = self.gw.txns.next()
             body = text[2:] if text.startswith("$ ") else text

@@ -100,8 +100,9 @@ def test_decode_accepts_bytes():
     assert decode(BUY_EXAMPLE.encode()) == Reply(12, "BUY", True, BUY_RESULT)
 
 
+# Every integer of the protocol (txns, shares, times) fits in 64 bits, as orjson requires.
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(),
+    st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**63 - 1) | st.text(),
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(), inner, max_size=3),
     max_leaves=10)
 txns = st.none() | st.integers(min_value=1, max_value=10**18)
