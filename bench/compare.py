@@ -36,6 +36,8 @@ METRICS = (
     Metric("server peak RSS MB", ("server", "peak_rss_mb"), False),
     Metric("DUMPLOG seconds", ("dumplog_wall_s",), False),
     Metric("daytrade / ceiling", ("calibration", "ratio"), True),
+    # Not the system's doing, but says how comparable two runs on a shared machine are.
+    Metric("cores used by other processes", ("machine", "other_cores"), False),
 )
 
 
