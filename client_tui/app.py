@@ -84,7 +84,7 @@ class DaytradeApp(App[None]):
         self.connection = Connection(self, connector=connector, clock=self.clock,
                                      ping_every=ping_every, backoff=backoff)
         self.store = AccountStore()
-        self.session = TradingSession(self.connection, self.store, self.clock)
+        self.session = TradingSession(self.connection, self.store, self.clock, self.render_views)
         self.link = LinkStatus(ConnState.OFFLINE)
         self.dashboard: DashboardScreen | None = None
         self._logged_in = False
@@ -106,7 +106,7 @@ class DaytradeApp(App[None]):
     async def log_in(self, host: str, port: int, user: str, password: str) -> Outcome:
         """Connect and LOGIN; on success show the dashboard (LoginScreen calls this)."""
         self.store = AccountStore(user)
-        self.session = TradingSession(self.connection, self.store, self.clock)
+        self.session = TradingSession(self.connection, self.store, self.clock, self.render_views)
         outcome = await self.connection.open(host, port, user, password)
         if not outcome.ok:
             return outcome

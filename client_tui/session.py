@@ -4,7 +4,7 @@ AccountStore. Plain async code over the Connection; the screens run it in Textua
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from client_tui.clock import Clock
 from client_tui.connection import Connection, Outcome
@@ -23,10 +23,13 @@ PAGES_PER_REFRESH = 25
 class TradingSession:
     """One logged-in user's requests; every method returns the Outcome(s) and never raises."""
 
-    def __init__(self, connection: Connection, store: AccountStore, clock: Clock) -> None:
+    def __init__(self, connection: Connection, store: AccountStore, clock: Clock,
+                 on_change: Callable[[], object] | None = None) -> None:
         self.connection = connection
         self.store = store
         self.clock = clock
+        #: Called after every change to the store (the app redraws).
+        self.on_change = on_change or (lambda: None)
 
     @property
     def user(self) -> str:
@@ -44,8 +47,10 @@ class TradingSession:
         except ReplyShapeError as exc:
             return Outcome.failed(outcome.line, "bad_reply", str(exc), outcome.latency_ms)
         fresh = self.store.apply_summary(summary)
+        self.on_change()
         if fresh and fresh == len(summary.transactions) == PAGE:
             await self.load_older(summary.transactions)
+            self.on_change()
         return outcome
 
     async def load_older(self, page: Sequence[Transaction]) -> Outcome | None:
@@ -81,6 +86,7 @@ class TradingSession:
             return Outcome.failed(outcome.line, "bad_reply", str(exc), outcome.latency_ms), None
         self.store.quotes.record(sample)
         self.store.quote_errors.pop(symbol, None)
+        self.on_change()
         return outcome, sample
 
     async def refresh_quotes(self, symbols: Sequence[str] | None = None) -> list[Outcome]:
@@ -101,6 +107,7 @@ class TradingSession:
                 self.store.set_cash(cents(outcome.result["cash"]))
             except ReplyShapeError:
                 pass  # the summary that follows carries the cash anyway
+            self.on_change()
         if refresh and outcome.code not in ("offline",):
             await self.refresh_summary()
         return outcome

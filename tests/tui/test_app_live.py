@@ -104,8 +104,7 @@ async def test_buy_then_commit_moves_cash_into_holdings(system, user):
         assert ticket.query_one("#ticket-progress").display
         assert re.match(r"Expires in (1:00|0:5\d) — Enter commits",
                         str(ticket.query_one("#ticket-hint").content))
-        await until(pilot, lambda: app.store.summary.pending_buys, "the summary")
-        assert "Reserved 98.72" in header(app)
+        await until(pilot, lambda: "Reserved 98.72" in header(app), "the header")
         await pilot.press("enter")
         await until(pilot, lambda: app.store.summary.holdings.get("ABC") == 8, "the holding")
         assert app.store.summary.cash == 100000 - 9872
