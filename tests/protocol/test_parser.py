@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from bench.workload import open_text, shipped
 from protocol import commands as c
+from protocol import parser as parser_module
 from protocol.errors import (
     BadAmount,
     BadFilename,
@@ -23,7 +24,7 @@ from protocol.errors import (
     UnknownCommand,
     WrongArity,
 )
-from protocol.parser import MAX_LINE_BYTES, parse_request
+from protocol.parser import MAX_LINE_BYTES, _parse_general, parse_request
 
 BUY = c.Buy("u1", "ABC", 10_000)
 
@@ -417,3 +418,55 @@ def test_every_valid_command_round_trips_through_its_line(cmd, txn):
     assert parse_request(f"$ {cmd.line()}\r\n".encode()) == cmd
     name, _, rest = cmd.line().partition(",")
     assert parse_request(f"{name.lower()},{rest}" if rest else name.lower()) == cmd
+
+
+# --- the fast path agrees with the general parser ----------------------------------------------
+
+
+def outcome(parse, line):
+    """A command, or the kind and content of the error it raised."""
+    try:
+        return parse(line)
+    except ProtocolError as exc:
+        return type(exc), exc.message, exc.txn, exc.command, exc.user
+
+
+@st.composite
+def canonical_variants(draw) -> str:
+    """Canonical lines and their near misses: prefixes, cases, line endings, zeros, spacing."""
+    cmd = draw(commands)
+    line = cmd.line()
+    name, sep, rest = line.partition(",")
+    name = draw(st.sampled_from([name, name.lower(), name.title(), name[:-1]]))
+    if draw(st.booleans()) and rest:
+        rest = draw(st.sampled_from([rest + ",0", rest.replace(".", ".0"), rest + ".00",
+                                     rest.rsplit(",", 1)[0] + ",0.00", rest.replace(",", ", ")]))
+    prefix = draw(st.sampled_from(["", "$ ", "[{t}] ", "[{t}]", "[0{t}] ", "[{t}]  ", "[0] ",
+                                   "$", " ", "[ {t} ] "])).format(t=draw(txns))
+    ending = draw(st.sampled_from(["", " ", "   ", "\n", "\r\n", " \r\n", "\r", "\t", "\r \n"]))
+    return prefix + name + sep + rest + ending
+
+
+@FUZZ
+@given(canonical_variants() | mutated_lines() | st.text(max_size=60))
+def test_fast_path_agrees_with_the_general_parser(line):
+    assert outcome(parse_request, line) == outcome(_parse_general, line)
+    data = line.encode("utf-8", "surrogatepass")
+    assert outcome(parse_request, data) == outcome(_parse_general, data)
+
+
+@pytest.mark.parametrize("line", [
+    "[1] ADD,u1,1.00 \n", "$ QUOTE,u1,ABC\n", "BUY,u1,ABC,5", "[2]sell,u1,A,0.5\r\n",
+    "SET_BUY_AMOUNT,u1,AB,1", "SET_BUY_TRIGGER,u1,AB,1", "SET_SELL_AMOUNT,u1,AB,1",
+    "SET_SELL_TRIGGER,u1,AB,1", "COMMIT_BUY,u1", "CANCEL_BUY,u1", "COMMIT_SELL,u1",
+    "CANCEL_SELL,u1", "CANCEL_SET_BUY,u1,AB", "CANCEL_SET_SELL,u1,AB", "DISPLAY_SUMMARY,u1",
+    b"[3] BUY,u1,ABC,5.00\n",
+])
+def test_canonical_trading_lines_take_the_fast_path(monkeypatch, line):
+    expected = _parse_general(line)
+
+    def general(_line):
+        raise AssertionError("the general parser was used")
+
+    monkeypatch.setattr(parser_module, "_parse_general", general)
+    assert parse_request(line) == expected
