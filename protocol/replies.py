@@ -32,7 +32,7 @@ TRIGGER_FIRED = "trigger_fired"
 PENDING_EXPIRED = "pending_expired"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, init=False)
 class Reply:
     """The answer to one request. Its JSON form is computed once and cached."""
 
@@ -43,6 +43,20 @@ class Reply:
     code: ErrorCode | None = None
     message: str | None = None
     replayed: bool = False
+
+    def __init__(self, txn: int | None, cmd: str | None, ok: bool,
+                 result: dict[str, Any] | None = None, code: ErrorCode | None = None,
+                 message: str | None = None, replayed: bool = False) -> None:
+        # One reply per command: filling __dict__ is several times faster than the frozen
+        # dataclass __init__ (one object.__setattr__ call per field).
+        d = self.__dict__
+        d["txn"] = txn
+        d["cmd"] = cmd
+        d["ok"] = ok
+        d["result"] = result
+        d["code"] = code
+        d["message"] = message
+        d["replayed"] = replayed
 
     def to_json(self) -> str:
         """The reply as one JSON line without its newline."""
