@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import re
 
 # [0-9] (never \d) so that only ASCII digits pass; fullmatch so that a trailing "\n" cannot.
@@ -25,9 +24,13 @@ def parse_cents(text: str) -> int | None:
     return int(whole) * 100 + int(frac)
 
 
-@functools.lru_cache(maxsize=1 << 16)  # prices and amounts repeat: summaries render thousands
+#: "00" to "99": the engine formats several amounts per command, so skip the format spec.
+_CENTS = tuple(f"{i:02d}" for i in range(100))
+
+
 def format_cents(cents: int) -> str:
     """Format integer cents as a dollar string with exactly two decimals (`-` for negatives)."""
-    sign = "-" if cents < 0 else ""
-    whole, frac = divmod(abs(cents), 100)
-    return f"{sign}{whole}.{frac:02d}"
+    if cents >= 0:
+        return f"{cents // 100}.{_CENTS[cents % 100]}"
+    cents = -cents
+    return f"-{cents // 100}.{_CENTS[cents % 100]}"
