@@ -99,6 +99,21 @@ async def shards_back(system: RestartableSystem, killed: int, deadline_s: float 
     raise AssertionError(f"shards did not come back within {deadline_s} s")
 
 
+async def named_crash_seen(system: RestartableSystem, shard: int, deadline_s: float = 60) -> None:
+    """Wait until `shard` has crashed at its armed point and is serving again."""
+    started = time.monotonic()
+    while time.monotonic() - started < deadline_s:
+        try:
+            async with await operator(system) as client:
+                stats = (await client.send("STATS")).result["shards"]
+            if stats[shard].get("restarts", 0) >= 1 and "pid" in stats[shard]:
+                return
+        except (TimeoutError, OSError, ConnectionError):
+            pass
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"shard {shard} did not crash at its armed point within {deadline_s} s")
+
+
 async def kill_a_shard(system: RestartableSystem, rng: random.Random) -> int:
     """SIGKILL a random shard worker; its pid. A pid STATS named may be gone already (a shard
     that just crashed at a named point): then ask again once the shards are back."""
@@ -148,10 +163,13 @@ def test_crashes_lose_nothing_acknowledged_and_apply_nothing_twice(tmp_path, siz
             else:
                 killed_at = time.monotonic()
                 system.kill()
-                await asyncio.to_thread(system.start, arm_next(), rng.randrange(SHARDS))
+                armed, shard = arm_next(), rng.randrange(SHARDS)
+                await asyncio.to_thread(system.start, armed, shard)
                 async with await operator(system) as client:
                     assert (await client.send("PING")).ok
                 up_recovery.append(time.monotonic() - killed_at)
+                if armed is not None:  # no other kill before the armed shard crashed by itself
+                    await named_crash_seen(system, shard)
 
     async def scenario() -> ResilientReplay:
         replay = ResilientReplay(system.endpoint)
