@@ -141,6 +141,16 @@ class DaytradeApp(App[None]):
         await self.session.refresh_summary()
         self.render_views()
 
+    def _back_to_login(self, reason: str) -> None:
+        """The connection is gone for good (e.g. the login refused on reconnect): say so on the
+        login screen, ready for another try."""
+        self._logged_in = False
+        self.dashboard = None
+        self.notify(f"Offline: {reason}", severity="error", timeout=10)
+        while len(self.screen_stack) > 1 and not isinstance(self.screen, LoginScreen):
+            self.pop_screen()
+        self._login_status(f"Disconnected — {reason}. Log in again.")
+
     def _login_status(self, text: str) -> None:
         if isinstance(self.screen, LoginScreen):
             self.screen.show_status(text, error=True)
@@ -189,8 +199,9 @@ class DaytradeApp(App[None]):
             self._status(f"{message.state}: {message.detail}", error=True)
         elif changed:
             self._status(f"{message.state}: {message.detail}")
-        if changed and self._logged_in and message.state == ConnState.OFFLINE:
-            self.notify(f"Offline: {message.detail}", severity="error", timeout=10)
+        if self._logged_in and message.given_up:
+            self._back_to_login(message.detail)
+            return
         self.render_views()
 
     def on_connection_logged(self, message: Connection.Logged) -> None:

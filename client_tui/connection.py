@@ -111,12 +111,14 @@ class Connection:
         """The connection's state changed (or a PING measured a new round-trip time)."""
 
         def __init__(self, state: ConnState, detail: str, rtt_ms: float | None,
-                     retry_at_ms: int | None = None) -> None:
+                     retry_at_ms: int | None = None, given_up: bool = False) -> None:
             super().__init__()
             self.state = state
             self.detail = detail
             self.rtt_ms = rtt_ms
             self.retry_at_ms = retry_at_ms
+            #: Offline for good after a loss: reconnecting stopped (the login was refused).
+            self.given_up = given_up
 
     class Logged(Message):
         """A request and its outcome (reply, server error or client-side failure)."""
@@ -314,7 +316,8 @@ class Connection:
                 return True
             last = outcome.error
             if outcome.code in FINAL_LOGIN_ERRORS:
-                self._set_state(ConnState.OFFLINE, f"login refused on reconnect: {last}")
+                self._set_state(ConnState.OFFLINE, f"login refused on reconnect: {last}",
+                                given_up=True)
                 return False
         return False
 
@@ -323,10 +326,12 @@ class Connection:
         if client is not None and not client.closed:
             await client.close()
 
-    def _set_state(self, state: ConnState, detail: str, retry_at_ms: int | None = None) -> None:
+    def _set_state(self, state: ConnState, detail: str, retry_at_ms: int | None = None,
+                   given_up: bool = False) -> None:
         self.state = state
         self.detail = detail
-        self._target.post_message(self.StateChanged(state, detail, self.rtt_ms, retry_at_ms))
+        self._target.post_message(self.StateChanged(state, detail, self.rtt_ms, retry_at_ms,
+                                                    given_up))
 
     def _on_event(self, event: PushedEvent) -> None:
         self._target.post_message(self.EventPushed(event))

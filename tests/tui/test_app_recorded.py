@@ -11,6 +11,7 @@ from textual.command import CommandList
 from client_tui.app import DaytradeApp
 from client_tui.screens.dashboard import DashboardScreen
 from client_tui.screens.help import HelpScreen
+from client_tui.screens.login import LoginScreen
 from client_tui.screens.order_ticket import OrderTicket
 from client_tui.widgets.table import TradeTable
 from tests.tui.conftest import notices, until
@@ -150,3 +151,21 @@ async def test_mouse_clicks_switch_tabs_and_press_buttons():
         await pilot.click("#watch-buy")
         await until(pilot, lambda: isinstance(app.screen, OrderTicket), "the ticket")
         assert app.screen.query_one("#ticket-symbol").value == "ABC"
+
+
+async def test_a_login_refused_on_reconnect_returns_to_the_login_screen_saying_why():
+    app, server = recorded()
+    app.connection.backoff = (0.01,)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await log_in(app)
+        await pilot.press("b")  # a dialog open at the time
+        await until(pilot, lambda: isinstance(app.screen, OrderTicket), "the ticket")
+        server.replies[f"LOGIN,alice,{RECORDING['password']}"] = {
+            "txn": None, "cmd": "LOGIN", "ok": False,
+            "error": {"code": "locked", "message": "too many failed logins; try in 15 min"}}
+        await server.clients[-1].close()
+        await until(pilot, lambda: isinstance(app.screen, LoginScreen), "the login screen")
+        status = str(app.screen.query_one("#login-status").content)
+        assert status == ("Disconnected — login refused on reconnect: locked: too many failed "
+                          "logins; try in 15 min. Log in again.")
+        assert not app.logged_in

@@ -37,9 +37,11 @@ class Probe(App):
         self.logged: list = []
         self.events: list = []
         self.restored = 0
+        self.given_up = False
 
     def on_connection_state_changed(self, message: Connection.StateChanged) -> None:
         self.states.append((message.state, message.detail))
+        self.given_up = self.given_up or message.given_up
 
     def on_connection_logged(self, message: Connection.Logged) -> None:
         self.logged.append(message.outcome)
@@ -193,11 +195,12 @@ async def test_a_login_refused_on_reconnect_stops_retrying_and_goes_offline(serv
     async with app.run_test() as pilot:
         conn = Connection(app, connector=server, clock=clock, backoff=(0.01,))
         await conn.open("h", 1, "alice", "correct horse")
-        del server.replies["LOGIN,alice,correct horse"]  # e.g. the password was changed
+        # e.g. the password was changed meanwhile
         server.replies["LOGIN,alice,correct horse"] = REPLIES["LOGIN,alice,wrong password"]
         await server.clients[0].close()
         await until(pilot, lambda: conn.state == ConnState.OFFLINE)
         assert "login refused on reconnect: unauthorized" in conn.detail
+        await until(pilot, lambda: app.given_up)
         await pilot.pause(0.1)
         assert len(server.clients) == 2 and app.restored == 0
 
