@@ -13,7 +13,7 @@ def _result():
 
 
 def test_plot_writes_a_png(tmp_path):
-    pytest.importorskip("matplotlib")
+    pytest.importorskip("matplotlib", exc_type=ImportError)
     path = tmp_path / "run.png"
     write_plot(_result(), path)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
