@@ -17,7 +17,8 @@ from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
 from client_tui.widgets.text import set_content
 
-COLUMNS = ["Time", "Txn", "Kind", "Symbol", "Shares", "Price", "Cash Δ"]
+COLUMNS = [("Time", 19), ("Txn", 7, "right"), ("Kind", 16), ("Symbol", 6), ("Shares", 8, "right"),
+           ("Price", 10, "right"), ("Cash Δ", 14, "right")]
 #: Rows shown at most (the newest that match); the CSV export has them all.
 SHOWN = 500
 

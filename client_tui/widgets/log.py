@@ -15,8 +15,7 @@ from client_tui.widgets.table import TradeTable
 from client_tui.widgets.text import set_content
 
 #: Fixed widths: a long request or result is cut, never pushing the latency out of sight.
-COLUMNS = [("Time", "time", 8), ("Kind", "kind", 10), ("Request", "request", 30),
-           ("Result", "result", 50), ("Latency", "latency", 10)]
+COLUMNS = [("Time", 8), ("Kind", 10), ("Request", 30), ("Result", 50), ("Latency", 10, "right")]
 KIND_STYLE = {"ok": "green", "error": "bold red", "event": "bold magenta",
               "connection": "bold yellow", "notice": "cyan"}
 #: Entries shown at most (newest).

@@ -16,7 +16,9 @@ from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
 from client_tui.widgets.text import set_content
 
-COLUMNS = ["Side", "Txn", "Symbol", "Shares", "Price", "Amount", "Expires in", "Action"]
+COLUMNS = [("Side", 5), ("Txn", 7, "right"), ("Symbol", 6), ("Shares", 8, "right"),
+           ("Price", 10, "right"), ("Amount", 13, "right"), ("Expires in", 10, "right"),
+           ("Action", 30)]
 #: Under this many ms left the countdown turns red.
 URGENT_MS = 10_000
 PAST = {"commit": "committed", "cancel": "cancelled"}

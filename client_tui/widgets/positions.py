@@ -13,7 +13,9 @@ from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
 from client_tui.widgets.text import set_content
 
-COLUMNS = ["Symbol", "Shares", "Held", "Avg cost", "Last", "Value", "Unrealised P&L", "P&L %"]
+COLUMNS = [("Symbol", 12), ("Shares", 9, "right"), ("Held", 7, "right"), ("Avg cost", 10, "right"),
+           ("Last", 10, "right"), ("Value", 15, "right"), ("Unrealised P&L", 15, "right"),
+           ("P&L %", 9, "right")]
 
 
 def _bold(text: str) -> Text:

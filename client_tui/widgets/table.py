@@ -10,8 +10,10 @@ from textual.widgets import DataTable
 
 Cell = str | Text
 Row = tuple[str, Sequence[Cell]]
-#: A column: its label (key: the label in lower case), or (label, key), or (label, key, width).
-Column = str | tuple[str, str] | tuple[str, str, int]
+#: A column: its label (also its key, in lower case), its width in cells, and optionally "right"
+#: for numbers. Fixed widths keep columns still while numbers change (and DataTable's auto
+#: width can lag an updated cell).
+Column = tuple[str, int] | tuple[str, int, str]
 
 
 class TradeTable(DataTable):
@@ -25,12 +27,9 @@ class TradeTable(DataTable):
     def __init__(self, columns: Sequence[Column], **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._shown: list[tuple[str, tuple[Cell, ...]]] = []
-        for column in columns:
-            if isinstance(column, str):
-                self.add_column(column, key=column.lower())
-            else:
-                label, key, *width = column
-                self.add_column(label, key=key, width=width[0] if width else None)
+        for label, width, *align in columns:
+            shown = Text(label, justify="right") if align == ["right"] else label
+            self.add_column(shown, key=label.lower(), width=width)
 
     def show(self, rows: Sequence[Row]) -> None:
         """Replace the rows (by key), keeping a moved cursor on its key when it is still there."""
@@ -44,7 +43,7 @@ class TradeTable(DataTable):
             for row, ((_, cells), (_, before)) in enumerate(zip(wanted, self._shown)):
                 for column, (cell, old) in enumerate(zip(cells, before)):
                     if cell != old:
-                        self.update_cell_at((row, column), cell, update_width=True)
+                        self.update_cell_at((row, column), cell)
         else:
             at_top = self.cursor_row <= 0
             self.clear()

@@ -16,7 +16,9 @@ from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
 from client_tui.widgets.text import set_content
 
-COLUMNS = ["Side", "Symbol", "State", "Amount", "Reserved", "Trigger @", "Last", "To trigger"]
+COLUMNS = [("Side", 5), ("Symbol", 6), ("State", 10), ("Amount", 13, "right"),
+           ("Reserved", 13, "right"), ("Trigger @", 10, "right"), ("Last", 10, "right"),
+           ("To trigger", 15, "right")]
 
 
 class TriggersView(Vertical):

@@ -19,6 +19,8 @@ from client_tui.widgets.table import TradeTable
 from client_tui.widgets.text import set_content
 
 TREND_WIDTH = 20
+COLUMNS = [("Symbol", 6), ("Last", 10, "right"), ("Change", 10, "right"), ("Chg %", 8, "right"),
+           ("Age", 6, "right"), ("Trend", TREND_WIDTH), ("Owned", 9, "right")]
 
 
 class WatchlistView(Vertical):
@@ -50,8 +52,7 @@ class WatchlistView(Vertical):
             yield Button("Buy", id="watch-buy", variant="success")
             yield Button("Sell", id="watch-sell", variant="error")
             yield Button("Remove", id="watch-remove")
-        yield TradeTable(["Symbol", "Last", "Change", "Chg %", "Age", "Trend", "Owned"],
-                         id="watch-table")
+        yield TradeTable(COLUMNS, id="watch-table")
         with Horizontal(id="watch-chart"):
             yield Label("", id="watch-chart-label")
             yield Sparkline([], id="watch-sparkline")

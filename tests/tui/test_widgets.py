@@ -33,7 +33,7 @@ def test_badge_shows_round_trip_when_connected_and_retry_countdown_when_reconnec
 
 class TableApp(App):
     def compose(self) -> ComposeResult:
-        yield TradeTable(["Symbol", ("Price", "price", 8)], id="t")
+        yield TradeTable([("Symbol", 6), ("Price", 8)], id="t")
         yield AccountHeader(id="h")
 
 
