@@ -18,9 +18,9 @@ from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
 from client_tui.widgets.text import set_content
 
-TREND_WIDTH = 20
-COLUMNS = [("Symbol", 6), ("Last", 10, "right"), ("Change", 10, "right"), ("Chg %", 8, "right"),
-           ("Age", 6, "right"), ("Trend", TREND_WIDTH), ("Owned", 9, "right")]
+TREND_WIDTH = 16
+COLUMNS = [("Symbol", 6), ("Last", 9, "right"), ("Change", 9, "right"), ("Chg %", 8, "right"),
+           ("Age", 6, "right"), ("Trend", TREND_WIDTH), ("Owned", 7, "right")]
 
 
 class WatchlistView(Vertical):
