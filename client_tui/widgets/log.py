@@ -1,5 +1,6 @@
 """Log view: every request with its reply or error code and latency, pushed events, connection
-changes; newest first."""
+changes and toasts; newest first. The connection's keep-alive PINGs show as the header's
+round-trip time instead (a failed one is logged)."""
 
 from __future__ import annotations
 
