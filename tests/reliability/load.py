@@ -31,6 +31,7 @@ HOT_SYMBOLS = ("ABC", "DEF", "GHI", "JKL", "MNO")
 @dataclass
 class Attempt:
     phase: str
+    sent_ms: int  # wall clock when the attempt went out
     latency: float
     code: str | None  # None: ok; an error code; "timeout" or "lost" when no reply came
 
@@ -110,18 +111,20 @@ class DependencyLoad:
                 self.commands.append(cmd)
                 while cmd.final is None:
                     phase, started = self.phase, time.monotonic()
+                    sent_ms = time.time_ns() // 1_000_000
                     try:
                         reply = await client.send(text, txn=cmd.txn)
                     except (TimeoutError, ClientError, OSError) as exc:
                         code = "timeout" if isinstance(exc, TimeoutError) else "lost"
-                        cmd.attempts.append(Attempt(phase, time.monotonic() - started, code))
+                        cmd.attempts.append(Attempt(phase, sent_ms, time.monotonic() - started,
+                                                    code))
                         if cmd.txn is None:
                             return  # the server's txn is unknown: this user cannot go on
                         await client.close()
                         client = await self._connect()
                         continue
                     code = None if reply.ok else str(reply.code)
-                    cmd.attempts.append(Attempt(phase, time.monotonic() - started, code))
+                    cmd.attempts.append(Attempt(phase, sent_ms, time.monotonic() - started, code))
                     if cmd.txn is None:
                         cmd.txn = reply.txn
                     if code in ("internal", "busy"):

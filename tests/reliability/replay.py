@@ -28,6 +28,7 @@ class Outcome:
     """The final reply of one command and what it took to get it."""
 
     reply: Reply
+    sent_ms: int  # wall clock when the attempt that got `reply` went out
     attempts: int
     latency: float  # seconds from the first attempt to the final reply
     recovery: float | None  # seconds from the first failed attempt to the final reply
@@ -60,6 +61,7 @@ class ResilientReplay:
         attempts = 0
         while time.monotonic() - started < self.give_up_s:
             attempts += 1
+            sent_ms = time.time_ns() // 1_000_000
             try:
                 if conn[0] is None or conn[0].closed:
                     conn[0] = await self._connect()
@@ -72,7 +74,7 @@ class ResilientReplay:
             else:
                 if reply.ok or str(reply.code) not in RETRIED_CODES:
                     now = time.monotonic()
-                    return Outcome(reply, attempts, now - started,
+                    return Outcome(reply, sent_ms, attempts, now - started,
                                    None if first_failure is None else now - first_failure)
                 self.failures[str(reply.code)] += 1
             if first_failure is None:

@@ -24,7 +24,7 @@ from tests.reliability.conftest import free_port
 from tests.reliability.figures import p99, record
 from tests.reliability.replay import ResilientReplay
 from tests.reliability.sizes import Size
-from tests.reliability.verify import audit_store, compare_replies, engine_replay
+from tests.reliability.verify import audit_store, compare_replies, engine_replay, server_now
 from tests.server.conftest import workload_prices
 from tests.support.lines import LineClient
 from tests.support.system import RunningSystem
@@ -179,10 +179,16 @@ def test_crashes_lose_nothing_acknowledged_and_apply_nothing_twice(tmp_path, siz
     system.start(arm_next(), rng.randrange(SHARDS))
     try:
         replay = asyncio.run(scenario())
+        stopped_ms = time.time_ns() // 1_000_000  # the server expires nothing after this
     finally:
         system.stop()
 
-    engine, expected = engine_replay([(i.txn, i.text) for i in items], prices)
+    # Times as the server saw them: a run that outlasts 60 s expires pending entries there.
+    timed = []
+    for item in items:
+        outcome = replay.outcomes[(item.user, item.txn)]
+        timed.append((item.txn, item.text, server_now(outcome.reply, outcome.sent_ms)))
+    engine, expected = engine_replay(timed, prices, end_ms=stopped_ms)
     audit = audit_store(system.data_dir / "daytrade.sqlite", engine,
                         {i.user for i in items if i.user})
     compare_replies({key: o.reply for key, o in replay.outcomes.items()}, expected, audit)

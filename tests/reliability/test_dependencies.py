@@ -21,7 +21,7 @@ from tests.reliability.figures import p99, record
 from tests.reliability.load import DEPENDENCY_ERRORS, DependencyLoad
 from tests.reliability.quote_server import SwitchableQuoteServer
 from tests.reliability.sizes import Size
-from tests.reliability.verify import audit_store, compare_replies, engine_replay
+from tests.reliability.verify import audit_store, compare_replies, engine_replay, server_now
 from tests.server.conftest import fixed_price
 from tests.support.lines import LineClient
 from tests.support.system import RunningSystem
@@ -49,14 +49,17 @@ def run_and_audit(system: RunningSystem, load: DependencyLoad, phases, size: Siz
     """Run the load through the phases, stop the system, check the store against the engine."""
     try:
         asyncio.run(load.run(phases, size.phase_s))
+        stopped_ms = time.time_ns() // 1_000_000  # the server expires nothing after this
     finally:
         system.stop()
     done = load.finished()
-    lines = [(c.txn, c.text) for c in sorted(done, key=lambda c: c.user)]  # stable: user order
+    lines = [(c.txn, c.text, server_now(c.final, c.attempts[-1].sent_ms))
+             for c in sorted(done, key=lambda c: c.user)]  # stable: each user's order
     unavailable = {(c.user, c.txn) for c in done if not c.final.ok and
                    str(c.final.code) == "quote_unavailable"}
-    symbols = {t.split(",")[2] for _, t in lines if t.split(",")[0] in ("QUOTE", "BUY", "SELL")}
-    engine, expected = engine_replay(lines, {s: fixed_price(s) for s in symbols}, unavailable)
+    symbols = {t.split(",")[2] for _, t, _ in lines if t.split(",")[0] in ("QUOTE", "BUY", "SELL")}
+    engine, expected = engine_replay(lines, {s: fixed_price(s) for s in symbols}, unavailable,
+                                     end_ms=stopped_ms)
     audit = audit_store(system.data_dir / "daytrade.sqlite", engine, set(load.users))
     compare_replies({(c.user, c.txn): c.final for c in done}, expected, audit)
     return audit

@@ -16,7 +16,7 @@ from protocol.errors import ProtocolError
 from protocol.parser import parse_request
 from protocol.quote import PriceQuote
 from protocol.replies import Reply
-from server.shards.account import Account
+from server.shards.account import PENDING_LIFETIME_MS, Account
 from server.shards.engine import Engine, NeedQuote, quote_unavailable, summary
 from server.store.sqlite import SqliteStore
 
@@ -34,6 +34,7 @@ class Audit:
     negative: int = 0
     state_mismatches: list[str] = field(default_factory=list)
     reply_mismatches: list[str] = field(default_factory=list)
+    examples: list[str] = field(default_factory=list)  # lost and doubled records, the first few
 
     @property
     def clean(self) -> bool:
@@ -45,27 +46,46 @@ class Audit:
 Key = tuple[str | None, int]
 
 
-def engine_replay(lines: Iterable[tuple[int, str]], price_of: dict[str, int],
-                  unavailable: set[Key] = frozenset()) -> tuple[Engine, dict[Key, Reply]]:
-    """The lines `(txn, text)` through the pure engine, quotes at `price_of`; the (user, txn)
-    in `unavailable` get no quote (they were answered `quote_unavailable`). Replies by (user,
-    txn)."""
+def engine_replay(lines: Iterable[tuple[int, str] | tuple[int, str, int]],
+                  price_of: dict[str, int], unavailable: set[Key] = frozenset(),
+                  end_ms: int | None = None) -> tuple[Engine, dict[Key, Reply]]:
+    """The lines `(txn, text[, now_ms])` through the pure engine, quotes at `price_of`; the
+    (user, txn) in `unavailable` get no quote (they were answered `quote_unavailable`). Replies
+    by (user, txn).
+
+    Without times every line runs at one instant and nothing expires. With the times the server
+    received them (as near as the client knows), pending entries expire as on the server, and
+    `end_ms` expires what was still pending when the run ended.
+    """
     engine = Engine()
     replies: dict[Key, Reply] = {}
-    for txn, text in lines:
+    for line in lines:
+        txn, text = line[0], line[1]
+        now = line[2] if len(line) > 2 else REPLAY_NOW
         try:
             cmd = parse_request(f"[{txn}] {text}")
         except ProtocolError:
             continue  # answered with an error; changes nothing
-        outcome = engine.execute(cmd, REPLAY_NOW)
+        outcome = engine.execute(cmd, now)
         if isinstance(outcome, NeedQuote):
             quote = (quote_unavailable() if (cmd.user, txn) in unavailable else
-                     PriceQuote(outcome.symbol, price_of[outcome.symbol], REPLAY_NOW, "k",
+                     PriceQuote(outcome.symbol, price_of[outcome.symbol], now, "k",
                                 outcome.user))
-            outcome = engine.execute(cmd, REPLAY_NOW, quote)
+            outcome = engine.execute(cmd, now, quote)
         if isinstance(outcome, Reply):
             replies[(cmd.user, txn)] = outcome
+    if end_ms is not None:
+        engine.expire_due(end_ms)
     return engine, replies
+
+
+def server_now(reply: Reply, sent_ms: int) -> int:
+    """When the server received a command: exact for a new pending entry (its `expires_at`
+    minus the 60 s), else the client's send time of the attempt that got the reply."""
+    expires_at = (reply.result or {}).get("expires_at") if reply.ok else None
+    if reply.cmd in ("BUY", "SELL") and isinstance(expires_at, int):
+        return expires_at - PENDING_LIFETIME_MS
+    return sent_ms
 
 
 def _records(acct: Account) -> Counter:
@@ -102,6 +122,8 @@ def audit_store(store_path: Path, engine: Engine, users: Iterable[str]) -> Audit
             have = _records(stored)
             audit.lost += sum((want - have).values())
             audit.doubled += sum((have - want).values())
+            for name, diff in (("lost", want - have), ("doubled", have - want)):
+                audit.examples += [f"{name} {user} {r}" for r in list(diff)[:3]]
             if expected is None or _state(stored) != _state(expected):
                 audit.state_mismatches.append(user)
     finally:
