@@ -24,7 +24,8 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from operator import attrgetter
 from typing import Any, NamedTuple
 
 from protocol import commands as c
@@ -32,7 +33,7 @@ from protocol.errors import ErrorCode
 from protocol.money import format_cents
 from protocol.quote import PriceQuote
 from protocol.replies import PENDING_EXPIRED, TRIGGER_FIRED, PushedEvent, Reply, decode
-from server.shards.account import Account, BuyTrigger, Pending, SellTrigger
+from server.shards.account import PENDING_LIFETIME_MS, Account, BuyTrigger, Pending, SellTrigger
 from server.shards.audit_events import (
     ACCOUNT_TRANSACTION,
     DEBUG_EVENT,
@@ -212,8 +213,8 @@ class Engine:
               code: ErrorCode, message: str, logged: bool = False) -> Reply:
         if not logged:
             self._user_command(acct, cmd, txn, now)
-        self._emit(acct, ERROR_EVENT, txn, now, cmd.NAME, getattr(cmd, "symbol", None),
-                   _funds_of(cmd), getattr(cmd, "filename", None), message)
+        symbol, funds, filename = _audit_fields(cmd)
+        self._emit(acct, ERROR_EVENT, txn, now, cmd.NAME, symbol, funds, filename, message)
         reply = Reply(txn, cmd.NAME, False, None, code, message)
         if cmd.STATE_CHANGING and code is not E.STALE_TXN:
             acct.last_txn = txn
@@ -519,8 +520,13 @@ class Engine:
 
     def _expire_account(self, acct: Account, now: int) -> int:
         count = 0
+        cutoff = now - PENDING_LIFETIME_MS
         for stack, is_buy in ((acct.pending_buys, True), (acct.pending_sells, False)):
-            if not stack or min(p.expires_at for p in stack) > now:
+            # alive while created_at + 60 s > now; most stacks hold nothing expired
+            for entry in stack:
+                if entry.created_at <= cutoff:
+                    break
+            else:
                 continue
             alive = []
             for entry in stack:
@@ -674,15 +680,17 @@ class Engine:
               symbol: str | None = None, funds: int | None = None, filename: str | None = None,
               message: str | None = None, action: str | None = None) -> None:
         seq = acct.event_seq = acct.event_seq + 1
-        self._events.append(AuditEvent(kind, txn, seq, now, self.server, acct.user, command,
-                                       symbol, funds, filename, None, None, None, action, message))
+        self._events.append(_new_tuple(AuditEvent, (
+            kind, txn, seq, now, self.server, acct.user, command, symbol, funds, filename, None,
+            None, None, action, message)))
         self._dirty[acct.user] = acct
 
     def _user_command(self, acct: Account, cmd: c.TradingCommand, txn: int, now: int) -> None:
         seq = acct.event_seq = acct.event_seq + 1
-        self._events.append(AuditEvent(USER_COMMAND, txn, seq, now, self.server, acct.user,
-                                       cmd.NAME, getattr(cmd, "symbol", None), _funds_of(cmd),
-                                       getattr(cmd, "filename", None)))
+        symbol, funds, filename = _audit_fields(cmd)
+        self._events.append(_new_tuple(AuditEvent, (
+            USER_COMMAND, txn, seq, now, self.server, acct.user, cmd.NAME, symbol, funds,
+            filename, None, None, None, None, None)))
         self._dirty[acct.user] = acct
 
     def _emit_quote(self, acct: Account, txn: int, now: int, command: str,
@@ -693,7 +701,8 @@ class Engine:
 
     def _record(self, acct: Account, txn: int, now: int, kind: str, symbol: str | None,
                 shares: int, price: int | None, cash_delta: int) -> None:
-        acct.transactions.append(TxRecord(txn, now, kind, symbol, shares, price, cash_delta))
+        acct.transactions.append(_new_tuple(TxRecord, (txn, now, kind, symbol, shares, price,
+                                                       cash_delta)))
         self._dirty[acct.user] = acct
 
     def _cash_moved(self, acct: Account, txn: int, now: int, kind: str, symbol: str | None,
@@ -737,6 +746,40 @@ def _funds_of(cmd: c.TradingCommand) -> int | None:
     return amount if amount is not None else getattr(cmd, "price", None)
 
 
+#: NamedTuple construction goes through a Python-level __new__; the engine makes several
+#: events and records per command, so it builds them as tuples of all their fields.
+_new_tuple = tuple.__new__
+
+
+def _audit_fields_reader(cls: type) -> Callable[[Any], tuple[Any, Any, Any]]:
+    """Read (symbol, funds, filename) of an audited command of class `cls`."""
+    names = {f.name for f in fields(cls)}
+    get_symbol = attrgetter("symbol") if "symbol" in names else None
+    get_funds = (attrgetter("amount") if "amount" in names
+                 else attrgetter("price") if "price" in names else None)
+    get_filename = attrgetter("filename") if "filename" in names else None
+    if get_filename is not None:
+        return lambda cmd: (None, None, get_filename(cmd))
+    if get_symbol is not None and get_funds is not None:
+        return lambda cmd: (get_symbol(cmd), get_funds(cmd), None)
+    if get_symbol is not None:
+        return lambda cmd: (get_symbol(cmd), None, None)
+    if get_funds is not None:
+        return lambda cmd: (None, get_funds(cmd), None)
+    return lambda cmd: (None, None, None)
+
+
+_AUDIT_FIELDS = {cls: _audit_fields_reader(cls) for cls in c.TRADING_COMMANDS}
+
+
+def _audit_fields(cmd: c.TradingCommand) -> tuple[Any, Any, Any]:
+    """(symbol, funds, filename) of a command for its audit events."""
+    reader = _AUDIT_FIELDS.get(type(cmd))
+    if reader is None:
+        return getattr(cmd, "symbol", None), _funds_of(cmd), getattr(cmd, "filename", None)
+    return reader(cmd)
+
+
 def _quote_event(server: str, txn: int, seq: int, now: int, user: str | None, command: str,
                  quote: PriceQuote) -> AuditEvent:
     if quote.fresh:
@@ -767,20 +810,24 @@ def _sell_trigger_result(symbol: str, trig: SellTrigger, acct: Account) -> dict[
 
 
 def _tx_json(t: TxRecord) -> dict[str, Any]:
-    return {"txn": t.txn, "time": t.time, "kind": t.kind, "symbol": t.symbol, "shares": t.shares,
-            "price": None if t.price is None else format_cents(t.price),
-            "cash_delta": format_cents(t.cash_delta)}
+    txn, time, kind, symbol, shares, price, cash_delta = t
+    return {"txn": txn, "time": time, "kind": kind, "symbol": symbol, "shares": shares,
+            "price": None if price is None else format_cents(price),
+            "cash_delta": format_cents(cash_delta)}
 
 
 def summary(acct: Account, before_txn: int | None = None) -> dict[str, Any]:
     """DISPLAY_SUMMARY's result for one account."""
-    newest: list[dict[str, Any]] = []
-    for t in reversed(acct.transactions):
-        if before_txn is not None and t.txn >= before_txn:
-            continue
-        newest.append(_tx_json(t))
-        if len(newest) == SUMMARY_TRANSACTIONS:
-            break
+    if before_txn is None:
+        newest = [_tx_json(t) for t in acct.transactions[:-SUMMARY_TRANSACTIONS - 1:-1]]
+    else:
+        newest = []
+        for t in reversed(acct.transactions):
+            if t.txn >= before_txn:
+                continue
+            newest.append(_tx_json(t))
+            if len(newest) == SUMMARY_TRANSACTIONS:
+                break
     return {
         "user": acct.user,
         "cash": format_cents(acct.cash),
