@@ -27,6 +27,11 @@ def _encode(obj: Any) -> str:
         return _fallback(obj)  # lone surrogates or giant ints: json escapes what orjson refuses
     return data.decode() if data.isascii() else _fallback(obj)
 
+def _code_text(code: Any) -> str:
+    # An ErrorCode is a str: its text is its value, without ErrorCode.__str__'s Python call.
+    return str.__str__(code) if isinstance(code, str) else str(code)
+
+
 #: Pushed event names.
 TRIGGER_FIRED = "trigger_fired"
 PENDING_EXPIRED = "pending_expired"
@@ -68,7 +73,7 @@ class Reply:
                                    "result": self.result if self.result is not None else {}}
         else:
             obj = {"txn": self.txn, "cmd": self.cmd, "ok": False,
-                   "error": {"code": str(self.code), "message": self.message or ""}}
+                   "error": {"code": _code_text(self.code), "message": self.message or ""}}
         if self.replayed:
             obj["replayed"] = True
         text = _encode(obj)

@@ -174,6 +174,7 @@ class Engine:
             if cmd.STATE_CHANGING and txn <= acct.last_txn:
                 return self._retry(acct, cmd, txn, now)
         logged = False
+        audit = _audit_fields(cmd)
         try:
             if ctype in _QUOTED:
                 precheck = _PRECHECKS.get(ctype)
@@ -182,17 +183,17 @@ class Engine:
                 if quote is None or (quote is not _UNAVAILABLE and (
                         quote.symbol != cmd.symbol or not quote.usable_at(now))):
                     return NeedQuote(cmd.symbol, user)
-                self._user_command(acct, cmd, txn, now)
+                self._user_command(acct, cmd, txn, now, audit)
                 logged = True
                 if quote is _UNAVAILABLE:
                     raise _Failure(E.QUOTE_UNAVAILABLE, f"no quote for {cmd.symbol} could be had")
                 self._emit_quote(acct, txn, now, cmd.NAME, quote)
             else:
-                self._user_command(acct, cmd, txn, now)
+                self._user_command(acct, cmd, txn, now, audit)
                 logged = True
             outcome = self._handlers[ctype](acct, cmd, txn, now, quote)
         except _Failure as failure:
-            return self._fail(acct, cmd, txn, now, failure.code, failure.message, logged)
+            return self._fail(acct, cmd, txn, now, failure.code, failure.message, logged, audit)
         if cmd.STATE_CHANGING:
             acct.last_txn = txn
             acct.remember(txn, cmd.line(), outcome)
@@ -210,10 +211,13 @@ class Engine:
                           f"{acct.user}, and is not a retry of a stored command")
 
     def _fail(self, acct: Account, cmd: c.TradingCommand, txn: int, now: int,
-              code: ErrorCode, message: str, logged: bool = False) -> Reply:
+              code: ErrorCode, message: str, logged: bool = False,
+              audit: tuple[Any, Any, Any] | None = None) -> Reply:
+        if audit is None:
+            audit = _audit_fields(cmd)
         if not logged:
-            self._user_command(acct, cmd, txn, now)
-        symbol, funds, filename = _audit_fields(cmd)
+            self._user_command(acct, cmd, txn, now, audit)
+        symbol, funds, filename = audit
         self._emit(acct, ERROR_EVENT, txn, now, cmd.NAME, symbol, funds, filename, message)
         reply = Reply(txn, cmd.NAME, False, None, code, message)
         if cmd.STATE_CHANGING and code is not E.STALE_TXN:
@@ -685,9 +689,10 @@ class Engine:
             None, None, action, message)))
         self._dirty[acct.user] = acct
 
-    def _user_command(self, acct: Account, cmd: c.TradingCommand, txn: int, now: int) -> None:
+    def _user_command(self, acct: Account, cmd: c.TradingCommand, txn: int, now: int,
+                      audit: tuple[Any, Any, Any] | None = None) -> None:
         seq = acct.event_seq = acct.event_seq + 1
-        symbol, funds, filename = _audit_fields(cmd)
+        symbol, funds, filename = _audit_fields(cmd) if audit is None else audit
         self._events.append(_new_tuple(AuditEvent, (
             USER_COMMAND, txn, seq, now, self.server, acct.user, cmd.NAME, symbol, funds,
             filename, None, None, None, None, None)))
