@@ -15,13 +15,13 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from bench.workload import open_text, resolve
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.parser import parse_request
-from protocol.quote import PriceQuote
+from protocol.quote import QUOTE_LIFETIME_MS, PriceQuote
 from protocol.replies import Reply, error_from
 from server.shards.engine import DumpRequest, Engine, NeedQuote
 
@@ -70,13 +70,13 @@ class QuoteBook:
 
     def get(self, symbol: str, user: str, now: int) -> PriceQuote:
         q = self._cache.get(symbol)
-        if q is not None and q.usable_at(now):
+        if q is not None and now < q.quote_time + QUOTE_LIFETIME_MS:  # q.usable_at(now)
             return q
         self.fetches += 1
         key = f"{zlib.crc32(f'{symbol}{user}{now}'.encode()):08x}"
-        fresh = PriceQuote(symbol, self._price(symbol, now), now, key, user, True)
-        self._cache[symbol] = fresh.cached()
-        return fresh
+        price = self._price(symbol, now)
+        self._cache[symbol] = PriceQuote(symbol, price, now, key, user)  # as seen from the cache
+        return PriceQuote(symbol, price, now, key, user, True)
 
 
 def raw_requests(path: str | Path) -> Iterator[str]:
@@ -94,10 +94,12 @@ def replay(lines: Iterable[str], price: PriceFn = minute_price, *, step_ms: int 
            progress: Callable[[int], None] | None = None) -> ReplayResult:
     """Replay request lines through parser + engine; see the module docstring."""
     engine = Engine("shard-0")
+    execute = engine.execute
     book = QuoteBook(price)
     result = ReplayResult(replies=[] if keep_replies else None)
-    codes = result.codes
-    by_command = result.by_command
+    replies = result.replies
+    # (command, error code or None for success) -> replies; Counters are built once at the end
+    counts: dict[tuple[str | None, ErrorCode | None], int] = {}
     now = START_MS
     next_sweep = now + sweep_ms
     extra_txn = 10**12  # server-assigned txns for trigger firings, above any workload txn
@@ -110,6 +112,7 @@ def replay(lines: Iterable[str], price: PriceFn = minute_price, *, step_ms: int 
 
     started = time.perf_counter()
     n = 0
+    next_drain = drain_every
     for n, line in enumerate(lines, 1):
         now += step_ms
         if now >= next_sweep:
@@ -124,28 +127,31 @@ def replay(lines: Iterable[str], price: PriceFn = minute_price, *, step_ms: int 
             reply = error_from(exc)
         else:
             if cmd.txn is None:
-                cmd = type(cmd)(*[getattr(cmd, f) for f in cmd.__dataclass_fields__][:-1],
-                                txn=n)
-            outcome = engine.execute(cmd, now)
+                cmd = replace(cmd, txn=n)
+            outcome = execute(cmd, now)
             if type(outcome) is NeedQuote:
-                outcome = engine.execute(cmd, now, book.get(outcome.symbol, outcome.user, now))
+                outcome = execute(cmd, now, book.get(outcome.symbol, outcome.user, now))
             if type(outcome) is DumpRequest:
                 effects = engine.drain()
                 events += len(effects.events)
                 outcome = Reply(outcome.txn, "DUMPLOG", True,
                                 {"path": None, "events": events})
             reply = outcome
-        code = "ok" if reply.ok else reply.code.value
-        codes[code] += 1
-        by_command[(reply.cmd or "?", code)] += 1
-        if keep_replies:
-            result.replies.append(reply)
-        if n % drain_every == 0:
+        key = (reply.cmd, None if reply.ok else reply.code)
+        counts[key] = counts.get(key, 0) + 1
+        if replies is not None:
+            replies.append(reply)
+        if n == next_drain:
+            next_drain += drain_every
             events += len(engine.drain().events)
             if progress is not None:
                 progress(n)
     events += len(engine.drain().events)
     result.seconds = time.perf_counter() - started
+    for (name, error), count in counts.items():
+        code = "ok" if error is None else error.value
+        result.codes[code] += count
+        result.by_command[(name or "?", code)] += count
     result.commands = n
     result.quote_fetches = book.fetches
     result.events = events
