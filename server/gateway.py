@@ -162,6 +162,7 @@ class ClientConnection(Protocol):
         self._tokens = float(gateway.settings.rate_burst)
         self._tokens_at = time.monotonic()
         self._closed = False
+        self._quit: c.Quit | None = None
 
     # --- connection life ----------------------------------------------------------------------
 
@@ -330,6 +331,14 @@ class ClientConnection(Protocol):
             self._paused_inflight = False
             self._update_reading()
         self.write_raw(reply_json.encode() + b"\n")
+        if self._quit is not None and self.inflight == 0:
+            self._say_goodbye()
+
+    def _say_goodbye(self) -> None:
+        quit_cmd, self._quit = self._quit, None
+        self._ok(quit_cmd, {"bye": True})
+        self.transport.loseConnection()
+        self._closed = True
 
     def _within_rate(self) -> bool:
         rate = self.gw.settings.rate_limit
@@ -351,8 +360,12 @@ class ClientConnection(Protocol):
         if kind is c.Ping:
             self._ok(cmd, {"pong": now})
         elif kind is c.Quit:
-            self._ok(cmd, {"bye": True})
-            self.transport.loseConnection()
+            # Every earlier request is answered first; nothing more is read meanwhile.
+            self._quit = cmd
+            self._paused_login = True
+            self._update_reading()
+            if self.inflight == 0:
+                self._say_goodbye()
         elif kind is c.Auth:
             self._auth(cmd)
         elif kind is c.Login:

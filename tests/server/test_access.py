@@ -153,3 +153,12 @@ def test_operator_watch_receives_the_users_pushed_events(system):
         assert event["event"] == "trigger_fired" and event["symbol"] == "ABC"
         watched = op.reply()
         assert watched["event"] == "trigger_fired" and watched["user"] == "nina"
+
+
+def test_quit_answers_every_earlier_request_first(system):
+    with connect(system) as conn:
+        conn.send(f"AUTH,{system.token}\n[1] ADD,quentin,1.00\n[2] QUOTE,quentin,ABC\nQUIT")
+        replies = [conn.reply() for _ in range(4)]
+        assert [r["cmd"] for r in replies] == ["AUTH", "ADD", "QUOTE", "QUIT"]
+        assert all(r["ok"] for r in replies)
+        assert conn.closed_by_server()
