@@ -235,7 +235,9 @@ class DaytradeClient:
             if self._timeout is not None:
                 self._timeline.append((self._loop.time() + self._timeout, fut, txn))
         elif timeout is not None:
-            self._loop.call_later(timeout, self._expire, fut, txn)
+            timer = self._loop.call_later(timeout, self._expire, fut, txn)
+            # An answered request must not stay referenced by its timer until it runs out.
+            fut.add_done_callback(lambda _f: timer.cancel())
         return fut
 
     def request(self, command: str, *args: object, txn: int | None = None,
