@@ -49,6 +49,8 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: also listen for TLS")
     ap.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
     ap.add_argument("--tls-port", type=int, help="TLS port (default: --port + 1; 0: any free port)")
+    ap.add_argument("--rate-burst", type=int, default=1_000,
+                    help="commands a connection may send at once above --rate-limit")
     ap.add_argument("--log-level", default="WARNING")
     return ap
 
@@ -153,7 +155,7 @@ def _serve(args: argparse.Namespace, data_dir: Path, store_url: str, quote_host:
     txns = TxnAllocator(max(txn_store.max_txn(), txn_store.reserve_txns(1)))
     txn_store.close()
     settings = GatewaySettings(max_in_flight=args.max_in_flight, idle_timeout=args.idle_timeout,
-                               rate_limit=args.rate_limit)
+                               rate_limit=args.rate_limit, rate_burst=args.rate_burst)
     store_thread = StoreThread(lambda: open_store(store_url))
     gateway = Gateway(pool, store_thread, token, txns, settings, reactor)
     gateway_ref.append(gateway)
