@@ -103,6 +103,11 @@ class Engine:
         self._expiries: list[tuple[int, str, int]] = []
         # symbol -> users with an armed trigger (buy or sell) on it.
         self._armed: dict[str, set[str]] = {}
+        # DISPLAY_SUMMARY renders from these (see _newest_json and _trigger_tables): per user,
+        # (account, records rendered, last record rendered, its 20 newest records as dicts)
+        self._tx_views: dict[str, tuple[Account, int, TxRecord | None, list[dict[str, Any]]]] = {}
+        # and (account, buy trigger table, sell trigger table), dropped whenever one changes.
+        self._tables: dict[str, tuple[Account, list[dict[str, Any]], list[dict[str, Any]]]] = {}
         self._handlers: dict[type, Callable[..., Outcome]] = {
             c.Add: self._add,
             c.Quote: self._quote,
@@ -392,6 +397,7 @@ class Engine:
             trig = acct.buy_triggers[cmd.symbol] = BuyTrigger(cmd.amount)
         else:
             trig.reserved = cmd.amount
+        self._tables.pop(acct.user, None)  # its trigger tables change
         return Reply(txn, "SET_BUY_AMOUNT", True, _buy_trigger_result(cmd.symbol, trig, acct))
 
     def _set_buy_trigger(self, acct: Account, cmd: c.SetBuyTrigger, txn: int, now: int,
@@ -404,6 +410,7 @@ class Engine:
                            f"reserved {format_cents(trig.reserved)} is below the trigger price "
                            f"{format_cents(cmd.price)}")
         trig.price = cmd.price
+        self._tables.pop(acct.user, None)  # its trigger tables change
         self._update_armed(acct, cmd.symbol)
         return Reply(txn, "SET_BUY_TRIGGER", True, _buy_trigger_result(cmd.symbol, trig, acct))
 
@@ -413,6 +420,7 @@ class Engine:
         if trig is None:
             raise _Failure(E.NO_BUY_AMOUNT, f"no SET_BUY_AMOUNT for {cmd.symbol}")
         del acct.buy_triggers[cmd.symbol]
+        self._tables.pop(acct.user, None)  # its trigger tables change
         self._update_armed(acct, cmd.symbol)
         acct.cash += trig.reserved
         self._cash_moved(acct, txn, now, "trigger_release", cmd.symbol, 0, None, trig.reserved)
@@ -441,6 +449,7 @@ class Engine:
             trig = acct.sell_triggers[cmd.symbol] = SellTrigger(cmd.amount)
         else:
             trig.amount = cmd.amount
+        self._tables.pop(acct.user, None)  # its trigger tables change
         self._rereserve_shares(acct, trig, cmd.symbol, back, shares, txn, now)
         return Reply(txn, "SET_SELL_AMOUNT", True, _sell_trigger_result(cmd.symbol, trig, acct))
 
@@ -459,6 +468,7 @@ class Engine:
             raise _Failure(E.INSUFFICIENT_SHARES,
                            f"{shares} shares of {cmd.symbol} needed, {free} held")
         trig.price = cmd.price
+        self._tables.pop(acct.user, None)  # its trigger tables change
         self._rereserve_shares(acct, trig, cmd.symbol, back, shares, txn, now)
         self._update_armed(acct, cmd.symbol)
         return Reply(txn, "SET_SELL_TRIGGER", True, _sell_trigger_result(cmd.symbol, trig, acct))
@@ -475,6 +485,7 @@ class Engine:
             self._record(acct, txn, now, "trigger_reserve", symbol, shares, trig.price, 0)
         acct.holdings[symbol] = held
         trig.reserved_shares = shares
+        self._tables.pop(acct.user, None)  # its trigger tables change
 
     def _cancel_set_sell(self, acct: Account, cmd: c.CancelSetSell, txn: int, now: int,
                          quote: Any) -> Reply:
@@ -482,6 +493,7 @@ class Engine:
         if trig is None:
             raise _Failure(E.NO_SELL_AMOUNT, f"no SET_SELL_AMOUNT for {cmd.symbol}")
         del acct.sell_triggers[cmd.symbol]
+        self._tables.pop(acct.user, None)  # its trigger tables change
         self._update_armed(acct, cmd.symbol)
         held = acct.holdings.get(cmd.symbol, 0) + trig.reserved_shares
         if trig.reserved_shares:
@@ -494,7 +506,40 @@ class Engine:
 
     def _display_summary(self, acct: Account, cmd: c.DisplaySummary, txn: int, now: int,
                          quote: Any) -> Reply:
-        return Reply(txn, "DISPLAY_SUMMARY", True, summary(acct, cmd.before_txn))
+        if cmd.before_txn is not None:
+            return Reply(txn, "DISPLAY_SUMMARY", True, summary(acct, cmd.before_txn))
+        buy_triggers, sell_triggers = self._trigger_tables(acct)
+        return Reply(txn, "DISPLAY_SUMMARY", True, _summary(
+            acct, self._newest_json(acct), buy_triggers, sell_triggers))
+
+    def _newest_json(self, acct: Account) -> list[dict[str, Any]]:
+        """The 20 newest records as DISPLAY_SUMMARY shows them. Records never change once made,
+        so only those added since the user's previous summary are rendered."""
+        txs = acct.transactions
+        n = len(txs)
+        view = self._tx_views.get(acct.user)
+        if view is not None and view[0] is acct and 0 < view[1] <= n and (
+                txs[view[1] - 1] is view[2]):
+            added = n - view[1]
+            if added == 0:
+                newest = view[3]
+            elif added < SUMMARY_TRANSACTIONS:
+                newest = [_tx_json(t) for t in reversed(txs[view[1]:])]
+                newest += view[3][:SUMMARY_TRANSACTIONS - added]
+            else:
+                newest = [_tx_json(t) for t in txs[:-SUMMARY_TRANSACTIONS - 1:-1]]
+        else:
+            newest = [_tx_json(t) for t in txs[:-SUMMARY_TRANSACTIONS - 1:-1]]
+        self._tx_views[acct.user] = (acct, n, txs[-1] if n else None, newest)
+        return list(newest)
+
+    def _trigger_tables(self, acct: Account) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """Both trigger tables as DISPLAY_SUMMARY shows them, rendered again only after a
+        change (every change of a trigger drops them from `_tables`)."""
+        cached = self._tables.get(acct.user)
+        if cached is None or cached[0] is not acct:
+            cached = self._tables[acct.user] = (acct, *_trigger_tables_json(acct))
+        return list(cached[1]), list(cached[2])
 
     def _dumplog(self, acct: Account, cmd: c.DumpLog, txn: int, now: int,
                  quote: Any) -> DumpRequest:
@@ -610,6 +655,7 @@ class Engine:
         spent = shares * price
         refund = trig.reserved - spent
         del acct.buy_triggers[symbol]
+        self._tables.pop(acct.user, None)  # its trigger tables change
         acct.holdings[symbol] = acct.holdings.get(symbol, 0) + shares
         self._emit(acct, SYSTEM_EVENT, txn, now, "SET_BUY_TRIGGER", symbol, spent)
         acct.cash += refund
@@ -626,6 +672,7 @@ class Engine:
         shares = trig.reserved_shares
         proceeds = shares * price
         del acct.sell_triggers[symbol]
+        self._tables.pop(acct.user, None)  # its trigger tables change
         self._emit(acct, SYSTEM_EVENT, txn, now, "SET_SELL_TRIGGER", symbol, proceeds)
         acct.cash += proceeds
         self._cash_moved(acct, txn, now, "trigger_fill", symbol, -shares, price, proceeds)
@@ -823,6 +870,11 @@ def _tx_json(t: TxRecord) -> dict[str, Any]:
 
 def summary(acct: Account, before_txn: int | None = None) -> dict[str, Any]:
     """DISPLAY_SUMMARY's result for one account."""
+    return _summary(acct, _transactions_json(acct, before_txn), *_trigger_tables_json(acct))
+
+
+def _transactions_json(acct: Account, before_txn: int | None) -> list[dict[str, Any]]:
+    """The 20 newest records (older than `before_txn` when given), newest first."""
     if before_txn is None:
         newest = [_tx_json(t) for t in acct.transactions[:-SUMMARY_TRANSACTIONS - 1:-1]]
     else:
@@ -833,19 +885,30 @@ def summary(acct: Account, before_txn: int | None = None) -> dict[str, Any]:
             newest.append(_tx_json(t))
             if len(newest) == SUMMARY_TRANSACTIONS:
                 break
+    return newest
+
+
+def _trigger_tables_json(acct: Account) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    buy = [{"symbol": s, "reserved": format_cents(t.reserved),
+            "trigger_price": None if t.price is None else format_cents(t.price)}
+           for s, t in sorted(acct.buy_triggers.items())]
+    sell = [{"symbol": s, "amount": format_cents(t.amount),
+             "trigger_price": None if t.price is None else format_cents(t.price),
+             "reserved_shares": t.reserved_shares}
+            for s, t in sorted(acct.sell_triggers.items())]
+    return buy, sell
+
+
+def _summary(acct: Account, newest: list[dict[str, Any]], buy_triggers: list[dict[str, Any]],
+             sell_triggers: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "user": acct.user,
         "cash": format_cents(acct.cash),
         "holdings": {s: n for s, n in sorted(acct.holdings.items()) if n},
         "pending_buys": [_pending_json(p) for p in reversed(acct.pending_buys)],
         "pending_sells": [_pending_json(p) for p in reversed(acct.pending_sells)],
-        "buy_triggers": [{"symbol": s, "reserved": format_cents(t.reserved),
-                          "trigger_price": None if t.price is None else format_cents(t.price)}
-                         for s, t in sorted(acct.buy_triggers.items())],
-        "sell_triggers": [{"symbol": s, "amount": format_cents(t.amount),
-                           "trigger_price": None if t.price is None else format_cents(t.price),
-                           "reserved_shares": t.reserved_shares}
-                          for s, t in sorted(acct.sell_triggers.items())],
+        "buy_triggers": buy_triggers,
+        "sell_triggers": sell_triggers,
         "transactions": newest,
         "transactions_total": len(acct.transactions),
     }

@@ -27,6 +27,7 @@ from server.shards.engine import (
     Engine,
     NeedQuote,
     quote_unavailable,
+    summary,
 )
 from tests.shards.harness import T0, Desk
 
@@ -553,6 +554,49 @@ def test_summary_shows_cash_free_holdings_pending_entries_and_both_trigger_table
     }
     assert transactions[0] == {"txn": 10, "time": T0, "kind": "add", "symbol": None,
                                "shares": 0, "price": None, "cash_delta": "0.01"}
+
+
+def test_summary_taken_between_changes_always_shows_the_current_state(desk):
+    setup(desk, HOLD_10)
+    steps = [
+        ("SET_BUY_AMOUNT,u1,XY,50.00", "buy_triggers", [("XY", "50.00", None)]),
+        ("SET_BUY_AMOUNT,u1,XY,60.00", "buy_triggers", [("XY", "60.00", None)]),
+        ("SET_BUY_TRIGGER,u1,XY,20.00", "buy_triggers", [("XY", "60.00", "20.00")]),
+        ("SET_SELL_AMOUNT,u1,ABC,40.00", "sell_triggers", [("ABC", "40.00", None, 0)]),
+        ("SET_SELL_AMOUNT,u1,ABC,30.00", "sell_triggers", [("ABC", "30.00", None, 0)]),
+        ("SET_SELL_TRIGGER,u1,ABC,10.00", "sell_triggers", [("ABC", "30.00", "10.00", 3)]),
+        ("SET_SELL_AMOUNT,u1,ABC,50.00", "sell_triggers", [("ABC", "50.00", "10.00", 5)]),
+        ("SET_SELL_TRIGGER,u1,ABC,25.00", "sell_triggers", [("ABC", "50.00", "25.00", 2)]),
+        ("CANCEL_SET_SELL,u1,ABC", "sell_triggers", []),
+        ("CANCEL_SET_BUY,u1,XY", "buy_triggers", []),
+        ("SET_BUY_AMOUNT,u1,ABC,30.00", "buy_triggers", [("ABC", "30.00", None)]),
+    ]
+    for line, table, rows in steps:
+        desk.summary("u1")
+        desk.ok(line)
+        shown = desk.summary("u1")
+        assert [tuple(t.values())[:4] for t in shown[table]] == rows, line
+        assert shown == summary(desk.engine.accounts["u1"])  # rendered afresh
+    desk.ok("SET_BUY_TRIGGER,u1,ABC,10.00")
+    desk.ok("SET_SELL_AMOUNT,u1,ABC,20.00")
+    desk.ok("SET_SELL_TRIGGER,u1,ABC,20.00")
+    desk.summary("u1")
+    desk.sweep("ABC", 1_000)  # fills the buy trigger
+    desk.sweep("ABC", 2_000)  # fills the sell trigger
+    shown = desk.summary("u1")
+    assert (shown["buy_triggers"], shown["sell_triggers"]) == ([], [])
+    assert shown["transactions"][0]["kind"] == "trigger_fill"
+    assert shown == summary(desk.engine.accounts["u1"])
+
+
+def test_summary_transactions_follow_each_new_record(desk):
+    desk.ok("ADD,u1,1.00")
+    for count in (1, 3, 19, 20, 21, 45):
+        while len(desk.engine.accounts["u1"].transactions) < count:
+            desk.ok("ADD,u1,0.01")
+        shown = desk.summary("u1")["transactions"]
+        expected = [r.txn for r in reversed(desk.engine.accounts["u1"].transactions)][:20]
+        assert [t["txn"] for t in shown] == expected
 
 
 def test_every_change_of_cash_or_shares_is_one_transaction_record(desk):
