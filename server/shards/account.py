@@ -69,6 +69,10 @@ class Account:
     event_seq: int = 0
     #: Bumped on every persisted change, so a replayed commit can be recognised as stale.
     version: int = 0
+    #: The document's holdings, pendings and triggers as last rendered, or None. The engine
+    #: drops it whenever it may have changed them (a successful state-changing command, an
+    #: expiry, a trigger firing); failures and reads, most commands, reuse it.
+    doc_parts: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
     #: How many of `transactions` the store already holds (not persisted: derived on load).
     persisted_tx: int = field(default=0, compare=False)
 
@@ -80,17 +84,24 @@ class Account:
 
     def to_doc(self) -> dict[str, Any]:
         """The state without its transactions and replies, as JSON-compatible plain data."""
+        parts = self.doc_parts
+        if parts is None:
+            parts = self.doc_parts = (
+                dict(self.holdings),
+                [[p.txn, p.symbol, p.shares, p.price, p.created_at] for p in self.pending_buys],
+                [[p.txn, p.symbol, p.shares, p.price, p.created_at] for p in self.pending_sells],
+                {s: [t.reserved, t.price] for s, t in self.buy_triggers.items()},
+                {s: [t.amount, t.price, t.reserved_shares] for s, t in self.sell_triggers.items()},
+            )
+        holdings, pending_buys, pending_sells, buy_triggers, sell_triggers = parts
         return {
             "user": self.user,
             "cash": self.cash,
-            "holdings": dict(self.holdings),
-            "pending_buys": [[p.txn, p.symbol, p.shares, p.price, p.created_at]
-                             for p in self.pending_buys],
-            "pending_sells": [[p.txn, p.symbol, p.shares, p.price, p.created_at]
-                              for p in self.pending_sells],
-            "buy_triggers": {s: [t.reserved, t.price] for s, t in self.buy_triggers.items()},
-            "sell_triggers": {s: [t.amount, t.price, t.reserved_shares]
-                              for s, t in self.sell_triggers.items()},
+            "holdings": holdings,
+            "pending_buys": pending_buys,
+            "pending_sells": pending_sells,
+            "buy_triggers": buy_triggers,
+            "sell_triggers": sell_triggers,
             "last_txn": self.last_txn,
             "event_seq": self.event_seq,
             "version": self.version,

@@ -202,6 +202,7 @@ class Engine:
         if cmd.STATE_CHANGING:
             acct.last_txn = txn
             acct.remember(txn, cmd.line(), outcome)
+            acct.doc_parts = None  # a success may have changed holdings, pendings or triggers
         return outcome
 
     def _retry(self, acct: Account, cmd: c.TradingCommand, txn: int, now: int) -> Reply:
@@ -585,6 +586,7 @@ class Engine:
                 count += 1
                 self._release(acct, entry, is_buy)
             stack[:] = alive
+            acct.doc_parts = None
         return count
 
     def _release(self, acct: Account, entry: Pending, is_buy: bool) -> None:
@@ -651,6 +653,7 @@ class Engine:
 
     def _fill_buy(self, acct: Account, symbol: str, trig: BuyTrigger, price: int, txn: int,
                   now: int) -> None:
+        acct.doc_parts = None
         shares = trig.reserved // price
         spent = shares * price
         refund = trig.reserved - spent
@@ -669,6 +672,7 @@ class Engine:
 
     def _fill_sell(self, acct: Account, symbol: str, trig: SellTrigger, price: int, txn: int,
                    now: int) -> None:
+        acct.doc_parts = None
         shares = trig.reserved_shares
         proceeds = shares * price
         del acct.sell_triggers[symbol]
