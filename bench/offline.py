@@ -79,12 +79,14 @@ class QuoteBook:
     def get(self, symbol: str, user: str, now: int) -> PriceQuote:
         q = self._cache.get(symbol)
         if q is not None and now < q.quote_time + QUOTE_LIFETIME_MS:  # q.usable_at(now)
+            if q.fresh:  # its first use from the cache; most fetched quotes never get one
+                q = self._cache[symbol] = q.cached()
             return q
         self.fetches += 1
         key = f"{zlib.crc32(f'{symbol}{user}{now}'.encode()):08x}"
-        price = self._price(symbol, now)
-        self._cache[symbol] = PriceQuote(symbol, price, now, key, user)  # as seen from the cache
-        return PriceQuote(symbol, price, now, key, user, True)
+        fresh = self._cache[symbol] = PriceQuote(symbol, self._price(symbol, now), now, key, user,
+                                                 True)
+        return fresh
 
 
 def raw_requests(path: str | Path) -> Iterator[str]:

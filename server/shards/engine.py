@@ -80,11 +80,10 @@ class Effects(NamedTuple):
 
 
 class _Failure(Exception):
-    """A rule said no: becomes an error reply and an errorEvent; nothing is changed."""
+    """A rule said no: becomes an error reply and an errorEvent; nothing is changed.
 
-    def __init__(self, code: ErrorCode, message: str) -> None:
-        self.code = code
-        self.message = message
+    Raised as `_Failure(code, message)`; both stay in `args` (no __init__ of its own to call).
+    """
 
 
 Outcome = Reply | NeedQuote | DumpRequest
@@ -126,6 +125,11 @@ class Engine:
             c.DisplaySummary: self._display_summary,
             c.DumpLog: self._dumplog,
         }
+        # Everything execute() needs to know of a command class, in one lookup.
+        self._specs: dict[type, tuple[Callable[..., Outcome], bool, Any, Any, bool]] = {
+            cls: (handler, cls in _QUOTED, _PRECHECKS.get(cls), _AUDIT_FIELDS[cls],
+                  cls.STATE_CHANGING)
+            for cls, handler in self._handlers.items()}
 
     # --- accounts ---------------------------------------------------------------------------
 
@@ -163,6 +167,7 @@ class Engine:
             raise ValueError("the caller assigns a txn before the engine sees a command")
         user = cmd.user
         ctype = type(cmd)
+        handler, quoted, precheck, read_audit, state_changing = self._specs[ctype]
         acct = self.accounts.get(user) if user is not None else None
         if acct is None:
             if ctype is c.Quote:
@@ -176,18 +181,17 @@ class Engine:
         else:
             if acct.pending_buys or acct.pending_sells:
                 self._expire_account(acct, now)
-            if cmd.STATE_CHANGING and txn <= acct.last_txn:
+            if state_changing and txn <= acct.last_txn:
                 return self._retry(acct, cmd, txn, now)
         logged = False
-        audit = _audit_fields(cmd)
+        audit = read_audit(cmd)
         try:
-            if ctype in _QUOTED:
-                precheck = _PRECHECKS.get(ctype)
+            if quoted:
                 if precheck is not None:
                     precheck(acct, cmd)
                 if quote is None or (quote is not _UNAVAILABLE and (
                         quote.symbol != cmd.symbol or not quote.usable_at(now))):
-                    return NeedQuote(cmd.symbol, user)
+                    return _need_quote(cmd.symbol, user)
                 self._user_command(acct, cmd, txn, now, audit)
                 logged = True
                 if quote is _UNAVAILABLE:
@@ -196,10 +200,11 @@ class Engine:
             else:
                 self._user_command(acct, cmd, txn, now, audit)
                 logged = True
-            outcome = self._handlers[ctype](acct, cmd, txn, now, quote)
+            outcome = handler(acct, cmd, txn, now, quote)
         except _Failure as failure:
-            return self._fail(acct, cmd, txn, now, failure.code, failure.message, logged, audit)
-        if cmd.STATE_CHANGING:
+            code, message = failure.args
+            return self._fail(acct, cmd, txn, now, code, message, logged, audit)
+        if state_changing:
             acct.last_txn = txn
             acct.remember(txn, cmd.line(), outcome)
             acct.doc_parts = None  # a success may have changed holdings, pendings or triggers
@@ -805,6 +810,16 @@ def _funds_of(cmd: c.TradingCommand) -> int | None:
 #: NamedTuple construction goes through a Python-level __new__; the engine makes several
 #: events and records per command, so it builds them as tuples of all their fields.
 _new_tuple = tuple.__new__
+_set_need_symbol = NeedQuote.symbol.__set__  # type: ignore[attr-defined]
+_set_need_user = NeedQuote.user.__set__  # type: ignore[attr-defined]
+
+
+def _need_quote(symbol: str, user: str) -> NeedQuote:
+    """NeedQuote(symbol, user) without the frozen dataclass __init__ (a third of commands)."""
+    need = object.__new__(NeedQuote)
+    _set_need_symbol(need, symbol)
+    _set_need_user(need, user)
+    return need
 
 
 def _audit_fields_reader(cls: type) -> Callable[[Any], tuple[Any, Any, Any]]:
@@ -839,11 +854,13 @@ def _audit_fields(cmd: c.TradingCommand) -> tuple[Any, Any, Any]:
 def _quote_event(server: str, txn: int, seq: int, now: int, user: str | None, command: str,
                  quote: PriceQuote) -> AuditEvent:
     if quote.fresh:
-        return AuditEvent(QUOTE_SERVER, txn, seq, now, server, quote.user, None, quote.symbol,
-                          None, None, quote.price, quote.quote_time, quote.cryptokey)
-    return AuditEvent(DEBUG_EVENT, txn, seq, now, server, user, command, quote.symbol,
-                      message=f"cached quote {quote.symbol} {format_cents(quote.price)} "
-                              f"quoteServerTime {quote.quote_time} cryptokey {quote.cryptokey}")
+        return _new_tuple(AuditEvent, (
+            QUOTE_SERVER, txn, seq, now, server, quote.user, None, quote.symbol, None, None,
+            quote.price, quote.quote_time, quote.cryptokey, None, None))
+    return _new_tuple(AuditEvent, (
+        DEBUG_EVENT, txn, seq, now, server, user, command, quote.symbol, None, None, None, None,
+        None, None, f"cached quote {quote.symbol} {format_cents(quote.price)} "
+                    f"quoteServerTime {quote.quote_time} cryptokey {quote.cryptokey}"))
 
 
 def _quote_reply(txn: int, now: int, quote: PriceQuote) -> Reply:
