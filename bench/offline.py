@@ -22,7 +22,7 @@ import time
 import zlib
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 from bench.workload import open_text, resolve
@@ -84,9 +84,26 @@ class QuoteBook:
             return q
         self.fetches += 1
         key = f"{zlib.crc32(f'{symbol}{user}{now}'.encode()):08x}"
-        fresh = self._cache[symbol] = PriceQuote(symbol, self._price(symbol, now), now, key, user,
-                                                 True)
+        fresh = self._cache[symbol] = _fresh_quote(symbol, self._price(symbol, now), now, key,
+                                                   user)
         return fresh
+
+
+_set_symbol, _set_price, _set_time, _set_key, _set_user, _set_fresh = (
+    getattr(PriceQuote, f.name).__set__ for f in fields(PriceQuote))
+
+
+def _fresh_quote(symbol: str, price: int, quote_time: int, cryptokey: str,
+                 user: str) -> PriceQuote:
+    """PriceQuote(..., fresh=True) without the frozen dataclass __init__ (one per fetch)."""
+    q = object.__new__(PriceQuote)
+    _set_symbol(q, symbol)
+    _set_price(q, price)
+    _set_time(q, quote_time)
+    _set_key(q, cryptokey)
+    _set_user(q, user)
+    _set_fresh(q, True)
+    return q
 
 
 def raw_requests(path: str | Path) -> Iterator[str]:

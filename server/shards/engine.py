@@ -630,6 +630,7 @@ class Engine:
         price = quote.price
         for user in sorted(users):
             acct = self.accounts[user]
+            fired_before = fired
             btrig = acct.buy_triggers.get(quote.symbol)
             if btrig is not None and btrig.price is not None and price <= btrig.price:
                 txn = next_txn()
@@ -645,7 +646,8 @@ class Engine:
                     self._emit_quote(acct, txn, now, "SET_SELL_TRIGGER", quote)
                 self._fill_sell(acct, quote.symbol, strig, price, txn, now)
                 fired += 1
-            self._update_armed(acct, quote.symbol)
+            if fired != fired_before:  # most sweeps cross nothing: the armed set is unchanged
+                self._update_armed(acct, quote.symbol)
         return fired
 
     def audit_quote_hit(self, quote: PriceQuote, now: int, txn: int) -> None:
@@ -925,7 +927,7 @@ def _summary(acct: Account, newest: list[dict[str, Any]], buy_triggers: list[dic
     return {
         "user": acct.user,
         "cash": format_cents(acct.cash),
-        "holdings": {s: n for s, n in sorted(acct.holdings.items()) if n},
+        "holdings": _holdings_json(acct.holdings),
         "pending_buys": [_pending_json(p) for p in reversed(acct.pending_buys)],
         "pending_sells": [_pending_json(p) for p in reversed(acct.pending_sells)],
         "buy_triggers": buy_triggers,
@@ -933,6 +935,16 @@ def _summary(acct: Account, newest: list[dict[str, Any]], buy_triggers: list[dic
         "transactions": newest,
         "transactions_total": len(acct.transactions),
     }
+
+
+def _holdings_json(holdings: dict[str, int]) -> dict[str, int]:
+    """Free shares by symbol, sorted, without the zeros (sorting the keys beats the items)."""
+    shown = {}
+    for symbol in sorted(holdings):
+        shares = holdings[symbol]
+        if shares:
+            shown[symbol] = shares
+    return shown
 
 
 def _pending_json(p: Pending) -> dict[str, Any]:
