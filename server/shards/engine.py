@@ -102,6 +102,11 @@ class Engine:
         self._expiries: list[tuple[int, str, int]] = []
         # symbol -> users with an armed trigger (buy or sell) on it.
         self._armed: dict[str, set[str]] = {}
+        # Derived from _armed and dropped whenever it may change (_update_armed): the user to
+        # ask for each armed symbol, and per symbol (highest armed buy trigger price, lowest
+        # armed sell trigger price), so a sweep quote that crosses neither returns at once.
+        self._armed_owners: dict[str, str] | None = None
+        self._bounds: dict[str, tuple[int | None, int | None]] = {}
         # DISPLAY_SUMMARY renders from these (see _newest_json and _trigger_tables): per user,
         # (account, records rendered, last record rendered, its 20 newest records as dicts)
         self._tx_views: dict[str, tuple[Account, int, TxRecord | None, list[dict[str, Any]]]] = {}
@@ -192,14 +197,17 @@ class Engine:
                 if quote is None or (quote is not _UNAVAILABLE and (
                         quote.symbol != cmd.symbol or not quote.usable_at(now))):
                     return _need_quote(cmd.symbol, user)
-                self._user_command(acct, cmd, txn, now, audit)
-                logged = True
+            # the userCommand event (_user_command, inlined: every command passes here)
+            seq = acct.event_seq = acct.event_seq + 1
+            self._events.append(_new_tuple(AuditEvent, (
+                USER_COMMAND, txn, seq, now, self.server, acct.user, cmd.NAME, audit[0],
+                audit[1], audit[2], None, None, None, None, None)))
+            self._dirty[acct.user] = acct
+            logged = True
+            if quoted:
                 if quote is _UNAVAILABLE:
                     raise _Failure(E.QUOTE_UNAVAILABLE, f"no quote for {cmd.symbol} could be had")
                 self._emit_quote(acct, txn, now, cmd.NAME, quote)
-            else:
-                self._user_command(acct, cmd, txn, now, audit)
-                logged = True
             outcome = handler(acct, cmd, txn, now, quote)
         except _Failure as failure:
             code, message = failure.args
@@ -615,7 +623,27 @@ class Engine:
 
     def armed_symbols(self) -> dict[str, str]:
         """Each symbol with an armed trigger, and a user to ask the quote server in the name of."""
-        return {sym: min(users) for sym, users in self._armed.items()}
+        if self._armed_owners is None:
+            self._armed_owners = {sym: min(users) for sym, users in self._armed.items()}
+        return dict(self._armed_owners)
+
+    def _trigger_bounds(self, symbol: str, users: set[str]) -> tuple[int | None, int | None]:
+        """(highest buy trigger price, lowest sell trigger price) armed on `symbol`."""
+        bounds = self._bounds.get(symbol)
+        if bounds is None:
+            highest_buy = lowest_sell = None
+            for user in users:
+                acct = self.accounts[user]
+                b = acct.buy_triggers.get(symbol)
+                if b is not None and b.price is not None and (
+                        highest_buy is None or b.price > highest_buy):
+                    highest_buy = b.price
+                t = acct.sell_triggers.get(symbol)
+                if t is not None and t.price is not None and t.reserved_shares and (
+                        lowest_sell is None or t.price < lowest_sell):
+                    lowest_sell = t.price
+            bounds = self._bounds[symbol] = (highest_buy, lowest_sell)
+        return bounds
 
     def fire_triggers(self, quote: PriceQuote, now: int, next_txn: Callable[[], int]) -> int:
         """Fire every armed trigger on `quote.symbol` that the quote crosses; returns how many.
@@ -628,6 +656,10 @@ class Engine:
             return 0
         fired = 0
         price = quote.price
+        highest_buy, lowest_sell = self._trigger_bounds(quote.symbol, users)
+        if (highest_buy is None or price > highest_buy) and (
+                lowest_sell is None or price < lowest_sell):
+            return 0  # crosses no trigger: the loop below would fire nothing and change nothing
         for user in sorted(users):
             acct = self.accounts[user]
             fired_before = fired
@@ -693,6 +725,8 @@ class Engine:
             "cash": format_cents(acct.cash)})))
 
     def _update_armed(self, acct: Account, symbol: str) -> None:
+        self._armed_owners = None
+        self._bounds.pop(symbol, None)
         b = acct.buy_triggers.get(symbol)
         s = acct.sell_triggers.get(symbol)
         armed = (b is not None and b.price is not None) or (

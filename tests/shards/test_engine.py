@@ -816,6 +816,24 @@ def test_sell_trigger_fires_at_or_above_price_and_adds_proceeds(desk):
     assert desk.engine.armed_symbols() == {}
 
 
+def test_trigger_repriced_after_a_sweep_that_crossed_nothing_fires_at_its_new_price(desk):
+    arm_buy(desk)  # buy at or below 12.00
+    assert desk.sweep("ABC", 1_300) == 0
+    desk.ok("SET_BUY_TRIGGER,u1,ABC,13.50")
+    assert desk.sweep("ABC", 1_300) == 1
+    setup(desk, ["ADD,u2,1000.00", "BUY,u2,ABC,100.00", "COMMIT_BUY,u2",
+                 "SET_SELL_AMOUNT,u2,ABC,30.00", "SET_SELL_TRIGGER,u2,ABC,15.00"])
+    assert desk.sweep("ABC", 1_400) == 0
+    desk.ok("SET_SELL_TRIGGER,u2,ABC,13.00")
+    assert desk.sweep("ABC", 1_400) == 1
+    setup(desk, ["SET_BUY_AMOUNT,u2,ABC,50.00", "SET_BUY_TRIGGER,u2,ABC,9.00"])
+    assert desk.sweep("ABC", 950) == 0
+    setup(desk, ["ADD,u3,100.00", "SET_BUY_AMOUNT,u3,ABC,50.00", "SET_BUY_TRIGGER,u3,ABC,9.60"])
+    assert desk.engine.armed_symbols() == {"ABC": "u2"}
+    assert desk.sweep("ABC", 950) == 1  # u3's new trigger, armed after the last sweep
+    assert desk.engine.armed_symbols() == {"ABC": "u2"}
+
+
 def test_trigger_without_a_price_never_fires(desk):
     setup(desk, HOLD_10 + ["SET_BUY_AMOUNT,u1,ABC,50.00", "SET_SELL_AMOUNT,u1,ABC,50.00"])
     assert desk.engine.armed_symbols() == {}
