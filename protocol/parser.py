@@ -323,10 +323,12 @@ _BUILDERS: dict[str, Builder] = {
 # --- the fast path for canonical trading lines -----------------------------------------------
 
 #: `[txn] NAME,user[,SYMBOL][,amount]` with nothing around the fields but trailing spaces and the
-#: line ending; groups: txn, name, user, symbol, dollars, cents.
+#: line ending; groups: txn, name, user, symbol, dollars, cents. Possessive quantifiers (`++`,
+#: `?+`) skip backtracking that could never succeed: each part is followed by characters it
+#: cannot hold.
 _canonical = re.compile(
-    r"(?:\[([0-9]{1,18})\] ?|\$ )?([A-Za-z_]+),([A-Za-z0-9_]{1,32})"
-    r"(?:,([A-Z]{1,3}))?(?:,([0-9]{1,10})(?:\.([0-9]{1,2}))?)? *\r?\n?").fullmatch
+    r"(?:\[([0-9]{1,18}+)\] ?+|\$ )?+([A-Za-z_]++),([A-Za-z0-9_]{1,32}+)"
+    r"(?:,([A-Z]{1,3}+))?+(?:,([0-9]{1,10}+)(?:\.([0-9]{1,2}+))?+)?+ *+\r?+\n?+").fullmatch
 _FRACTION_CENTS = {**{str(i): i * 10 for i in range(10)}, **{f"{i:02d}": i for i in range(100)}}
 
 Maker = Callable[[str, str | None, int | None, int | None], c.Command]
