@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from protocol.commands import SESSION_COMMANDS, TRADING_COMMANDS
 from protocol.errors import ErrorCode, ProtocolError
 
 _fallback = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
@@ -26,6 +27,7 @@ def _encode(obj: Any) -> str:
     except orjson.JSONEncodeError:
         return _fallback(obj)  # lone surrogates or giant ints: json escapes what orjson refuses
     return data.decode() if data.isascii() else _fallback(obj)
+
 
 def _code_text(code: Any) -> str:
     # An ErrorCode is a str: its text is its value, without ErrorCode.__str__'s Python call.
@@ -65,9 +67,18 @@ class Reply:
 
     def to_json(self) -> str:
         """The reply as one JSON line without its newline."""
-        cached = self.__dict__.get("_json")
+        d = self.__dict__
+        cached = d.get("_json")
         if cached is not None:
             return cached
+        txn = d["txn"]
+        cmd = d["cmd"]
+        if type(txn) is int and 0 <= txn < _TXN_LIMIT and type(cmd) is str and (
+                cmd in _PLAIN_NAMES):
+            text = _envelope(d, txn, cmd)
+            if text is not None:
+                d["_json"] = text
+                return text
         if self.ok:
             obj: dict[str, Any] = {"txn": self.txn, "cmd": self.cmd, "ok": True,
                                    "result": self.result if self.result is not None else {}}
@@ -82,6 +93,33 @@ class Reply:
 
     def as_replayed(self) -> Reply:
         return Reply(self.txn, self.cmd, self.ok, self.result, self.code, self.message, True)
+
+
+#: Command names need no JSON escaping, and txns below 2**63 print alike in json and orjson.
+_PLAIN_NAMES = frozenset(c.NAME for c in (*TRADING_COMMANDS, *SESSION_COMMANDS))
+_TXN_LIMIT = 2**63
+
+
+def _envelope(d: dict[str, Any], txn: int, cmd: str) -> str | None:
+    """The JSON of a reply whose txn and command name are plain, writing the envelope directly
+    and leaving only the result (or message) to the encoder; the same text as encoding the whole
+    object. None when that part is not plain ASCII JSON, for the general path to handle."""
+    tail = ',"replayed":true}' if d["replayed"] else "}"
+    try:
+        if d["ok"]:
+            result = d["result"]
+            body = orjson.dumps(result if result is not None else {})
+            if body.isascii():
+                return f'{{"txn":{txn},"cmd":"{cmd}","ok":true,"result":{body.decode()}{tail}'
+        else:
+            code = d["code"]
+            message = orjson.dumps(d["message"] or "")
+            if type(code) is ErrorCode and message.isascii():
+                return (f'{{"txn":{txn},"cmd":"{cmd}","ok":false,"error":{{"code":"{code._value_}",'
+                        f'"message":{message.decode()}}}{tail}')
+    except orjson.JSONEncodeError:
+        pass
+    return None
 
 
 def ok(txn: int | None, cmd: str, result: dict[str, Any]) -> Reply:
