@@ -100,6 +100,9 @@ class Engine:
         self._pushes: list[tuple[str, PushedEvent]] = []
         # (expires_at, user, txn): may hold entries already settled; those pop as no-ops.
         self._expiries: list[tuple[int, str, int]] = []
+        # user -> a creation time no later than any of its pending entries' (settled entries may
+        # leave it early), so execute() looks for expired entries only when there may be some.
+        self._oldest_pending: dict[str, int] = {}
         # symbol -> users with an armed trigger (buy or sell) on it.
         self._armed: dict[str, set[str]] = {}
         # Derived from _armed and dropped whenever it may change (_update_armed): the user to
@@ -145,6 +148,7 @@ class Engine:
             heapq.heappush(self._expiries, (p.expires_at, account.user, p.txn))
         for p in account.pending_sells:
             heapq.heappush(self._expiries, (p.expires_at, account.user, p.txn))
+        self._note_oldest_pending(account)
         for sym in account.buy_triggers:
             self._update_armed(account, sym)
         for sym in account.sell_triggers:
@@ -184,7 +188,8 @@ class Engine:
                                            f"no account for user {user}")
             acct = self.accounts[user] = Account(user)
         else:
-            if acct.pending_buys or acct.pending_sells:
+            oldest = self._oldest_pending.get(user)
+            if oldest is not None and oldest <= now - PENDING_LIFETIME_MS:
                 self._expire_account(acct, now)
             if state_changing and txn <= acct.last_txn:
                 return self._retry(acct, cmd, txn, now)
@@ -313,6 +318,9 @@ class Engine:
         acct.cash -= cost
         entry = Pending(txn, cmd.symbol, shares, price, now)
         acct.pending_buys.append(entry)
+        oldest = self._oldest_pending.get(acct.user)
+        if oldest is None or now < oldest:
+            self._oldest_pending[acct.user] = now
         heapq.heappush(self._expiries, (entry.expires_at, acct.user, txn))
         self._cash_moved(acct, txn, now, "buy_reserve", cmd.symbol, shares, price, -cost)
         return Reply(txn, "BUY", True, {
@@ -358,6 +366,9 @@ class Engine:
         acct.holdings[cmd.symbol] = held - shares
         entry = Pending(txn, cmd.symbol, shares, price, now)
         acct.pending_sells.append(entry)
+        oldest = self._oldest_pending.get(acct.user)
+        if oldest is None or now < oldest:
+            self._oldest_pending[acct.user] = now
         heapq.heappush(self._expiries, (entry.expires_at, acct.user, txn))
         self._record(acct, txn, now, "sell_reserve", cmd.symbol, shares, price, 0)
         return Reply(txn, "SELL", True, {
@@ -600,7 +611,19 @@ class Engine:
                 self._release(acct, entry, is_buy)
             stack[:] = alive
             acct.doc_parts = None
+        self._note_oldest_pending(acct)
         return count
+
+    def _note_oldest_pending(self, acct: Account) -> None:
+        oldest = None
+        for stack in (acct.pending_buys, acct.pending_sells):
+            for entry in stack:
+                if oldest is None or entry.created_at < oldest:
+                    oldest = entry.created_at
+        if oldest is None:
+            self._oldest_pending.pop(acct.user, None)
+        else:
+            self._oldest_pending[acct.user] = oldest
 
     def _release(self, acct: Account, entry: Pending, is_buy: bool) -> None:
         at = entry.expires_at

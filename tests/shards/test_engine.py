@@ -769,6 +769,18 @@ def test_expiry_noticed_by_a_later_command_is_dated_at_expiry_time(desk):
     assert desk.advance(0) == 0  # the timer finds nothing left to do
 
 
+@pytest.mark.parametrize("line", ["SELL,u1,ABC,30.00", "BUY,u1,ABC,30.00"])
+def test_lone_pending_entry_is_released_by_the_next_command_without_the_timer(desk, line):
+    setup(desk, HOLD_10)
+    desk.advance(MINUTE, timer=False)
+    desk.summary("u1")  # nothing pending now
+    desk.ok(line)
+    desk.advance(MINUTE, timer=False)
+    summary = desk.summary("u1")
+    assert (summary["pending_buys"], summary["pending_sells"]) == ([], [])
+    assert (summary["cash"], summary["holdings"]) == ("900.00", {"ABC": 10})
+
+
 def test_settled_entry_does_not_expire(desk):
     desk.ok("ADD,u1,100.00")
     desk.ok("BUY,u1,ABC,50.00")
