@@ -40,7 +40,7 @@ def test_every_document_of_a_workload_replay_equals_a_fresh_rendering():
             for symbol, user in engine.armed_symbols().items():
                 txn += 1
                 engine.fire_triggers(PriceQuote(symbol, 100 + n % 900, now, "k", user), now,
-                                     lambda: txn)
+                                     lambda t=txn: t)
         if n % 13 == 0:
             for acct in engine.accounts.values():
                 assert acct.to_doc() == fresh_doc(acct), (item, acct.user)
