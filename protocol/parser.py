@@ -50,16 +50,17 @@ def parse_request(line: bytes | str) -> c.Command:
         if m is not None:
             txn_s, name, user, symbol, whole, frac = m.groups()
             form = _FORMS.get(name) or _FORMS.get(name.upper())
-            if form is not None and (symbol is not None) is form[0] and (
-                    whole is not None) is form[1]:
-                txn = None if txn_s is None else int(txn_s)
-                amount = None
-                if whole is not None:
-                    amount = int(whole) * 100 if frac is None else (
-                        int(whole) * 100 + _FRACTION_CENTS[frac])
-                # zero amounts and txns are errors: the general parser words them
-                if amount != 0 and txn != 0:
-                    return form[2](user, symbol, amount, txn)
+            if form is not None:
+                has_symbol, has_amount, make = form
+                if (symbol is not None) is has_symbol and (whole is not None) is has_amount:
+                    txn = None if txn_s is None else int(txn_s)
+                    amount = None
+                    if whole is not None:
+                        amount = int(whole) * 100 if frac is None else (
+                            int(whole) * 100 + _FRACTION_CENTS[frac])
+                    # zero amounts and txns are errors: the general parser words them
+                    if amount != 0 and txn != 0:
+                        return make(user, symbol, amount, txn)
     return _parse_general(line)
 
 

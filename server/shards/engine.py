@@ -241,9 +241,13 @@ class Engine:
             audit = _audit_fields(cmd)
         if not logged:
             self._user_command(acct, cmd, txn, now, audit)
-        symbol, funds, filename = audit
-        self._emit(acct, ERROR_EVENT, txn, now, cmd.NAME, symbol, funds, filename, message)
-        reply = Reply(txn, cmd.NAME, False, None, code, message)
+        name = cmd.NAME
+        seq = acct.event_seq = acct.event_seq + 1  # the errorEvent (_emit, inlined)
+        self._events.append(_new_tuple(AuditEvent, (
+            ERROR_EVENT, txn, seq, now, self.server, acct.user, name, audit[0], audit[1],
+            audit[2], None, None, None, None, message)))
+        self._dirty[acct.user] = acct
+        reply = Reply(txn, name, False, None, code, message)
         if cmd.STATE_CHANGING and code is not E.STALE_TXN:
             acct.last_txn = txn
             acct.remember(txn, cmd.line(), reply)
@@ -828,9 +832,14 @@ class Engine:
     def _cash_moved(self, acct: Account, txn: int, now: int, kind: str, symbol: str | None,
                     shares: int, price: int | None, cash_delta: int) -> None:
         """Record a change of cash and audit it as an accountTransaction."""
-        self._record(acct, txn, now, kind, symbol, shares, price, cash_delta)
-        self._emit(acct, ACCOUNT_TRANSACTION, txn, now, None, None, abs(cash_delta),
-                   action="add" if cash_delta > 0 else "remove")
+        acct.transactions.append(_new_tuple(TxRecord, (txn, now, kind, symbol, shares, price,
+                                                       cash_delta)))
+        seq = acct.event_seq = acct.event_seq + 1
+        self._events.append(_new_tuple(AuditEvent, (
+            ACCOUNT_TRANSACTION, txn, seq, now, self.server, acct.user, None, None,
+            abs(cash_delta), None, None, None, None, "add" if cash_delta > 0 else "remove",
+            None)))
+        self._dirty[acct.user] = acct
 
 
 # --- module helpers ---------------------------------------------------------------------------
