@@ -75,10 +75,28 @@ class Reply:
         cmd = d["cmd"]
         if type(txn) is int and 0 <= txn < _TXN_LIMIT and type(cmd) is str and (
                 cmd in _PLAIN_NAMES):
-            text = _envelope(d, txn, cmd)
-            if text is not None:
-                d["_json"] = text
-                return text
+            # The envelope written directly, only the result (or message) left to the encoder:
+            # the same text as encoding the whole object, when that part is plain ASCII JSON.
+            tail = ',"replayed":true}' if d["replayed"] else "}"
+            try:
+                if d["ok"]:
+                    result = d["result"]
+                    body = orjson.dumps(result if result is not None else {})
+                    if body.isascii():
+                        text = (f'{{"txn":{txn},"cmd":"{cmd}","ok":true,"result":'
+                                f'{body.decode()}{tail}')
+                        d["_json"] = text
+                        return text
+                else:
+                    code = d["code"]
+                    message = orjson.dumps(d["message"] or "")
+                    if type(code) is ErrorCode and message.isascii():
+                        text = (f'{{"txn":{txn},"cmd":"{cmd}","ok":false,"error":{{"code":'
+                                f'"{code._value_}","message":{message.decode()}}}{tail}')
+                        d["_json"] = text
+                        return text
+            except orjson.JSONEncodeError:
+                pass  # the general path below falls back to json
         if self.ok:
             obj: dict[str, Any] = {"txn": self.txn, "cmd": self.cmd, "ok": True,
                                    "result": self.result if self.result is not None else {}}
@@ -95,31 +113,10 @@ class Reply:
         return Reply(self.txn, self.cmd, self.ok, self.result, self.code, self.message, True)
 
 
-#: Command names need no JSON escaping, and txns below 2**63 print alike in json and orjson.
+#: Command names need no JSON escaping, and txns below 2**63 print alike in json and orjson, so
+#: Reply.to_json may write the envelope of such replies itself.
 _PLAIN_NAMES = frozenset(c.NAME for c in (*TRADING_COMMANDS, *SESSION_COMMANDS))
 _TXN_LIMIT = 2**63
-
-
-def _envelope(d: dict[str, Any], txn: int, cmd: str) -> str | None:
-    """The JSON of a reply whose txn and command name are plain, writing the envelope directly
-    and leaving only the result (or message) to the encoder; the same text as encoding the whole
-    object. None when that part is not plain ASCII JSON, for the general path to handle."""
-    tail = ',"replayed":true}' if d["replayed"] else "}"
-    try:
-        if d["ok"]:
-            result = d["result"]
-            body = orjson.dumps(result if result is not None else {})
-            if body.isascii():
-                return f'{{"txn":{txn},"cmd":"{cmd}","ok":true,"result":{body.decode()}{tail}'
-        else:
-            code = d["code"]
-            message = orjson.dumps(d["message"] or "")
-            if type(code) is ErrorCode and message.isascii():
-                return (f'{{"txn":{txn},"cmd":"{cmd}","ok":false,"error":{{"code":"{code._value_}",'
-                        f'"message":{message.decode()}}}{tail}')
-    except orjson.JSONEncodeError:
-        pass
-    return None
 
 
 def ok(txn: int | None, cmd: str, result: dict[str, Any]) -> Reply:
