@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 from protocol import commands as c
 from protocol.errors import ErrorCode
 from protocol.money import format_cents
-from protocol.quote import PriceQuote
+from protocol.quote import QUOTE_LIFETIME_MS, PriceQuote
 from protocol.replies import PENDING_EXPIRED, TRIGGER_FIRED, PushedEvent, Reply, decode
 from server.shards.account import PENDING_LIFETIME_MS, Account, BuyTrigger, Pending, SellTrigger
 from server.shards.audit_events import (
@@ -194,14 +194,16 @@ class Engine:
             if state_changing and txn <= acct.last_txn:
                 return self._retry(acct, cmd, txn, now)
         logged = False
-        audit = read_audit(cmd)
+        audit = None  # read after the quote check: a third of commands return to get a quote
         try:
             if quoted:
                 if precheck is not None:
                     precheck(acct, cmd)
                 if quote is None or (quote is not _UNAVAILABLE and (
-                        quote.symbol != cmd.symbol or not quote.usable_at(now))):
+                        quote.symbol != cmd.symbol
+                        or now >= quote.quote_time + QUOTE_LIFETIME_MS)):  # not usable_at(now)
                     return _need_quote(cmd.symbol, user)
+            audit = read_audit(cmd)
             # the userCommand event (_user_command, inlined: every command passes here)
             seq = acct.event_seq = acct.event_seq + 1
             self._events.append(_new_tuple(AuditEvent, (
