@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+from uuid import uuid4
 
 from server.shards.account import Account
 from server.shards.audit_events import AuditEvent, TxRecord
@@ -18,13 +19,16 @@ class Batch:
     `transactions` are `(user, index, record)` with `index` the record's position in that user's
     list (0-based), so a replayed append is recognisable; `events` are the audit events;
     `replies` are `(user, txn, canonical line, reply JSON)` of state-changing commands, kept for
-    idempotent retries (a load returns each user's newest RECENT_REPLIES of them).
+    idempotent retries (a load returns each user's newest RECENT_REPLIES of them). `key` names
+    the batch, so that an adapter whose commits are all or nothing can recognise a replay of it
+    at once instead of by every row's natural key.
     """
 
     accounts: list[dict[str, Any]] = field(default_factory=list)
     transactions: list[tuple[str, int, TxRecord]] = field(default_factory=list)
     events: list[AuditEvent] = field(default_factory=list)
     replies: list[tuple[str, int, str, str]] = field(default_factory=list)
+    key: str = field(default_factory=lambda: uuid4().hex)
 
     def __bool__(self) -> bool:
         return bool(self.accounts or self.transactions or self.events or self.replies)

@@ -13,7 +13,16 @@ from server.shards.account import RECENT_REPLIES
 from server.shards.audit_events import AuditEvent
 from server.store.port import Batch
 from server.store.sqlite import SqliteStore
-from tests.store.samples import T0, answer, batch_for, command_event, idle_account, reply, tx
+from tests.store.samples import (
+    T0,
+    answer,
+    batch_for,
+    command_event,
+    every_kind_of_event,
+    idle_account,
+    reply,
+    tx,
+)
 
 PROCESSES = 3
 BATCHES_PER_PROCESS = 40
@@ -93,7 +102,8 @@ def reply_rows(path) -> dict[str, list[int]]:
     return kept
 
 
-def test_a_commit_keeps_only_the_newest_reply_rows_of_its_users(store, path):
+def test_a_pruning_commit_keeps_only_the_newest_reply_rows_of_its_users(path):
+    store = SqliteStore(path, prune_every=1)
     amy, bob = idle_account("amy"), idle_account("bob")
     for txn in range(1, 3 * RECENT_REPLIES):
         account = amy if txn % 3 else bob
@@ -101,10 +111,31 @@ def test_a_commit_keeps_only_the_newest_reply_rows_of_its_users(store, path):
         account.version += 1
         store.commit_batch(batch_for(account, replies=[(account.user, *reply(txn, account.user))]))
 
+    store.close()
+
     kept = reply_rows(path)
 
     assert kept["amy"] == [t for t in range(1, 3 * RECENT_REPLIES) if t % 3][-RECENT_REPLIES:]
     assert kept["bob"] == [t for t in range(1, 3 * RECENT_REPLIES) if not t % 3]
+
+
+def test_old_reply_rows_stay_until_the_next_pruning_commit(path):
+    store = SqliteStore(path, prune_every=RECENT_REPLIES + 4)
+    amy = idle_account("amy")
+    for txn in range(1, RECENT_REPLIES + 4):
+        answer(amy, txn)
+        amy.version += 1
+        store.commit_batch(batch_for(amy, replies=[("amy", *reply(txn, "amy"))]))
+    assert len(reply_rows(path)["amy"]) == RECENT_REPLIES + 3
+    assert [txn for txn, _, _ in store.load_account("amy").recent] == list(
+        range(4, RECENT_REPLIES + 4))
+
+    answer(amy, RECENT_REPLIES + 4)
+    amy.version += 1
+    store.commit_batch(batch_for(amy, replies=[("amy", *reply(RECENT_REPLIES + 4, "amy"))]))
+    store.close()
+
+    assert reply_rows(path)["amy"] == list(range(5, RECENT_REPLIES + 5))
 
 
 def test_an_event_with_an_empty_user_id_is_refused(store):
@@ -262,3 +293,54 @@ def test_an_abandoned_event_stream_does_not_block_commits(store):
 
     assert store.account_exists("bob")
     stream.close()
+
+
+def create_old_event_table(path) -> None:
+    """The clustered events table that versions before the appended audit log wrote."""
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE events (kind TEXT NOT NULL, txn INTEGER NOT NULL, seq INTEGER NOT NULL, "
+            "timestamp INTEGER NOT NULL, server TEXT NOT NULL, user TEXT NOT NULL, command TEXT, "
+            "symbol TEXT, funds INTEGER, filename TEXT, price INTEGER, quote_time INTEGER, "
+            "cryptokey TEXT, action TEXT, message TEXT, PRIMARY KEY (txn, user, seq, server)) "
+            "WITHOUT ROWID")
+        for event in (*every_kind_of_event(9, "alice"), command_event(4, "bob", 1)):
+            row = event._replace(user=event.user or "")
+            conn.execute(f"INSERT INTO events VALUES ({', '.join('?' * len(row))})", row)
+        conn.execute("INSERT INTO events VALUES ('userCommand', 11, -1, 5, 'gateway', '', "
+                     "'DUMPLOG', NULL, NULL, 'all.xml', NULL, NULL, NULL, NULL, NULL)")
+    conn.close()
+
+
+def test_events_of_the_older_clustered_table_move_into_the_audit_log_on_open(path):
+    create_old_event_table(path)
+
+    store = SqliteStore(path)
+    try:
+        events = list(store.iter_events())
+        assert events == [command_event(4, "bob", 1), *every_kind_of_event(9, "alice"),
+                          AuditEvent("userCommand", 11, -1, 5, "gateway", None, "DUMPLOG",
+                                     filename="all.xml")]
+        assert store.max_txn() == 11
+    finally:
+        store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT name FROM sqlite_master WHERE name = 'events'").fetchall() == []
+    conn.close()
+
+
+def test_a_batch_committed_again_under_its_key_writes_nothing(store):
+    batch = Batch(events=[command_event(1, "amy", 1)])
+    store.commit_batch(batch)
+
+    store.commit_batch(batch)
+
+    assert list(store.iter_events()) == [command_event(1, "amy", 1)]
+
+
+def test_another_batch_with_other_events_is_written(store):
+    store.commit_batch(Batch(events=[command_event(1, "amy", 1)]))
+
+    store.commit_batch(Batch(events=[command_event(2, "amy", 2)]))
+
+    assert list(store.iter_events()) == [command_event(1, "amy", 1), command_event(2, "amy", 2)]
