@@ -113,8 +113,11 @@ class Engine:
         # DISPLAY_SUMMARY renders from these (see _newest_json and _trigger_tables): per user,
         # (account, records rendered, last record rendered, its 20 newest records as dicts)
         self._tx_views: dict[str, tuple[Account, int, TxRecord | None, list[dict[str, Any]]]] = {}
-        # and (account, buy trigger table, sell trigger table), dropped whenever one changes.
+        # and (account, buy trigger table, sell trigger table), dropped whenever one changes,
         self._tables: dict[str, tuple[Account, list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        # and (account, its holdings sorted by symbol, zeros included), checked against the
+        # account's holdings at each summary (see _holdings_shown).
+        self._sorted_holdings: dict[str, tuple[Account, dict[str, int]]] = {}
         self._handlers: dict[type, Callable[..., Outcome]] = {
             c.Add: self._add,
             c.Quote: self._quote,
@@ -541,7 +544,30 @@ class Engine:
             return Reply(txn, "DISPLAY_SUMMARY", True, summary(acct, cmd.before_txn))
         buy_triggers, sell_triggers = self._trigger_tables(acct)
         return Reply(txn, "DISPLAY_SUMMARY", True, _summary(
-            acct, self._newest_json(acct), buy_triggers, sell_triggers))
+            acct, self._newest_json(acct), buy_triggers, sell_triggers,
+            self._holdings_shown(acct)))
+
+    def _holdings_shown(self, acct: Account) -> dict[str, int]:
+        """The holdings as DISPLAY_SUMMARY shows them (_holdings_json), sorted again only when
+        the set of symbols changes. The sorted copy is compared with the live holdings at every
+        call (one C-level dict comparison), so no change can be missed."""
+        holdings = acct.holdings
+        view = self._sorted_holdings.get(acct.user)
+        if view is not None and view[0] is acct:
+            ordered = view[1]
+            if ordered != holdings:
+                if ordered.keys() == holdings.keys():
+                    ordered.update(holdings)  # same symbols: new counts, the order kept
+                else:
+                    ordered = None
+        else:
+            ordered = None
+        if ordered is None:
+            ordered = {symbol: holdings[symbol] for symbol in sorted(holdings)}
+            self._sorted_holdings[acct.user] = (acct, ordered)
+        if 0 in ordered.values():
+            return {symbol: shares for symbol, shares in ordered.items() if shares}
+        return ordered.copy()  # each reply its own dict: the cached one changes in place
 
     def _newest_json(self, acct: Account) -> list[dict[str, Any]]:
         """The 20 newest records as DISPLAY_SUMMARY shows them. Records never change once made,
@@ -991,11 +1017,12 @@ def _trigger_tables_json(acct: Account) -> tuple[list[dict[str, Any]], list[dict
 
 
 def _summary(acct: Account, newest: list[dict[str, Any]], buy_triggers: list[dict[str, Any]],
-             sell_triggers: list[dict[str, Any]]) -> dict[str, Any]:
+             sell_triggers: list[dict[str, Any]],
+             holdings: dict[str, int] | None = None) -> dict[str, Any]:
     return {
         "user": acct.user,
         "cash": format_cents(acct.cash),
-        "holdings": _holdings_json(acct.holdings),
+        "holdings": _holdings_json(acct.holdings) if holdings is None else holdings,
         "pending_buys": [_pending_json(p) for p in reversed(acct.pending_buys)],
         "pending_sells": [_pending_json(p) for p in reversed(acct.pending_sells)],
         "buy_triggers": buy_triggers,

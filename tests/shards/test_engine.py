@@ -589,6 +589,43 @@ def test_summary_taken_between_changes_always_shows_the_current_state(desk):
     assert shown == summary(desk.engine.accounts["u1"])
 
 
+def test_summary_holdings_follow_every_change_of_shares(desk):
+    desk.prices["AA"] = 1_000
+    setup(desk, HOLD_10)
+    steps = [
+        ("BUY,u1,XY,50.00", {"ABC": 10}),  # pending: not held yet
+        ("COMMIT_BUY,u1", {"ABC": 10, "XY": 2}),  # a new symbol
+        ("BUY,u1,ABC,20.00", {"ABC": 10, "XY": 2}),
+        ("COMMIT_BUY,u1", {"ABC": 12, "XY": 2}),  # the same symbols, a new count
+        ("SELL,u1,XY,50.00", {"ABC": 12}),  # 0 free XY: not shown
+        ("CANCEL_SELL,u1", {"ABC": 12, "XY": 2}),
+        ("SET_SELL_AMOUNT,u1,ABC,40.00", {"ABC": 12, "XY": 2}),
+        ("SET_SELL_TRIGGER,u1,ABC,20.00", {"ABC": 10, "XY": 2}),  # 2 ABC reserved
+        ("CANCEL_SET_SELL,u1,ABC", {"ABC": 12, "XY": 2}),
+        ("BUY,u1,AA,10.00", {"ABC": 12, "XY": 2}),
+        ("COMMIT_BUY,u1", {"AA": 1, "ABC": 12, "XY": 2}),  # sorted by symbol
+    ]
+    for line, holdings in steps:
+        desk.summary("u1")
+        desk.ok(line)
+        shown = desk.summary("u1")
+        assert list(shown["holdings"].items()) == list(holdings.items()), line
+        assert shown == summary(desk.engine.accounts["u1"])  # rendered afresh
+    desk.ok("SET_BUY_AMOUNT,u1,XY,50.00")
+    desk.ok("SET_BUY_TRIGGER,u1,XY,25.00")
+    desk.summary("u1")
+    desk.sweep("XY", 2_500)  # fills the buy trigger: 2 more XY
+    assert desk.summary("u1")["holdings"] == {"AA": 1, "ABC": 12, "XY": 4}
+
+
+def test_a_summary_keeps_its_holdings_when_later_ones_change(desk):
+    setup(desk, HOLD_10)
+    first = desk.summary("u1")
+    setup(desk, ["BUY,u1,ABC,20.00", "COMMIT_BUY,u1"])
+    assert desk.summary("u1")["holdings"] == {"ABC": 12}
+    assert first["holdings"] == {"ABC": 10}
+
+
 def test_summary_transactions_follow_each_new_record(desk):
     desk.ok("ADD,u1,1.00")
     for count in (1, 3, 19, 20, 21, 45):
