@@ -113,8 +113,10 @@ class Engine:
         # DISPLAY_SUMMARY renders from these (see _newest_json and _trigger_tables): per user,
         # (account, records rendered, last record rendered, its 20 newest records as dicts)
         self._tx_views: dict[str, tuple[Account, int, TxRecord | None, list[dict[str, Any]]]] = {}
-        # and (account, buy trigger table, sell trigger table), dropped whenever one changes,
-        self._tables: dict[str, tuple[Account, list[dict[str, Any]], list[dict[str, Any]]]] = {}
+        # and [account, buy trigger table, sell trigger table, buy rows by symbol, sell rows by
+        # symbol]: a change of one trigger by a command drops its table and its own row
+        # (_buy_trigger_changed, _sell_trigger_changed), a firing drops the whole entry,
+        self._tables: dict[str, list[Any]] = {}
         # and (account, its holdings sorted by symbol, zeros included), checked against the
         # account's holdings at each summary (see _holdings_shown).
         self._sorted_holdings: dict[str, tuple[Account, dict[str, int]]] = {}
@@ -431,7 +433,7 @@ class Engine:
             trig = acct.buy_triggers[cmd.symbol] = BuyTrigger(cmd.amount)
         else:
             trig.reserved = cmd.amount
-        self._tables.pop(acct.user, None)  # its trigger tables change
+        self._buy_trigger_changed(acct, cmd.symbol)
         return Reply(txn, "SET_BUY_AMOUNT", True, _buy_trigger_result(cmd.symbol, trig, acct))
 
     def _set_buy_trigger(self, acct: Account, cmd: c.SetBuyTrigger, txn: int, now: int,
@@ -444,7 +446,7 @@ class Engine:
                            f"reserved {format_cents(trig.reserved)} is below the trigger price "
                            f"{format_cents(cmd.price)}")
         trig.price = cmd.price
-        self._tables.pop(acct.user, None)  # its trigger tables change
+        self._buy_trigger_changed(acct, cmd.symbol)
         self._update_armed(acct, cmd.symbol)
         return Reply(txn, "SET_BUY_TRIGGER", True, _buy_trigger_result(cmd.symbol, trig, acct))
 
@@ -454,7 +456,7 @@ class Engine:
         if trig is None:
             raise _Failure(E.NO_BUY_AMOUNT, f"no SET_BUY_AMOUNT for {cmd.symbol}")
         del acct.buy_triggers[cmd.symbol]
-        self._tables.pop(acct.user, None)  # its trigger tables change
+        self._buy_trigger_changed(acct, cmd.symbol)
         self._update_armed(acct, cmd.symbol)
         acct.cash += trig.reserved
         self._cash_moved(acct, txn, now, "trigger_release", cmd.symbol, 0, None, trig.reserved)
@@ -483,7 +485,7 @@ class Engine:
             trig = acct.sell_triggers[cmd.symbol] = SellTrigger(cmd.amount)
         else:
             trig.amount = cmd.amount
-        self._tables.pop(acct.user, None)  # its trigger tables change
+        self._sell_trigger_changed(acct, cmd.symbol)
         self._rereserve_shares(acct, trig, cmd.symbol, back, shares, txn, now)
         return Reply(txn, "SET_SELL_AMOUNT", True, _sell_trigger_result(cmd.symbol, trig, acct))
 
@@ -502,7 +504,7 @@ class Engine:
             raise _Failure(E.INSUFFICIENT_SHARES,
                            f"{shares} shares of {cmd.symbol} needed, {free} held")
         trig.price = cmd.price
-        self._tables.pop(acct.user, None)  # its trigger tables change
+        self._sell_trigger_changed(acct, cmd.symbol)
         self._rereserve_shares(acct, trig, cmd.symbol, back, shares, txn, now)
         self._update_armed(acct, cmd.symbol)
         return Reply(txn, "SET_SELL_TRIGGER", True, _sell_trigger_result(cmd.symbol, trig, acct))
@@ -519,7 +521,7 @@ class Engine:
             self._record(acct, txn, now, "trigger_reserve", symbol, shares, trig.price, 0)
         acct.holdings[symbol] = held
         trig.reserved_shares = shares
-        self._tables.pop(acct.user, None)  # its trigger tables change
+        self._sell_trigger_changed(acct, symbol)
 
     def _cancel_set_sell(self, acct: Account, cmd: c.CancelSetSell, txn: int, now: int,
                          quote: Any) -> Reply:
@@ -527,7 +529,7 @@ class Engine:
         if trig is None:
             raise _Failure(E.NO_SELL_AMOUNT, f"no SET_SELL_AMOUNT for {cmd.symbol}")
         del acct.sell_triggers[cmd.symbol]
-        self._tables.pop(acct.user, None)  # its trigger tables change
+        self._sell_trigger_changed(acct, cmd.symbol)
         self._update_armed(acct, cmd.symbol)
         held = acct.holdings.get(cmd.symbol, 0) + trig.reserved_shares
         if trig.reserved_shares:
@@ -591,12 +593,44 @@ class Engine:
         return list(newest)
 
     def _trigger_tables(self, acct: Account) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """Both trigger tables as DISPLAY_SUMMARY shows them, rendered again only after a
-        change (every change of a trigger drops them from `_tables`)."""
+        """Both trigger tables as DISPLAY_SUMMARY shows them (_trigger_tables_json), a table put
+        together again only after a change, and only the changed triggers' rows rendered."""
         cached = self._tables.get(acct.user)
         if cached is None or cached[0] is not acct:
-            cached = self._tables[acct.user] = (acct, *_trigger_tables_json(acct))
-        return list(cached[1]), list(cached[2])
+            cached = self._tables[acct.user] = [acct, None, None, {}, {}]
+        buy_table = cached[1]
+        if buy_table is None:
+            rows = cached[3]
+            triggers = acct.buy_triggers
+            buy_table = cached[1] = []
+            for symbol in sorted(triggers):
+                row = rows.get(symbol)
+                if row is None:
+                    row = rows[symbol] = _buy_trigger_row(symbol, triggers[symbol])
+                buy_table.append(row)
+        sell_table = cached[2]
+        if sell_table is None:
+            rows = cached[4]
+            triggers = acct.sell_triggers
+            sell_table = cached[2] = []
+            for symbol in sorted(triggers):
+                row = rows.get(symbol)
+                if row is None:
+                    row = rows[symbol] = _sell_trigger_row(symbol, triggers[symbol])
+                sell_table.append(row)
+        return list(buy_table), list(sell_table)
+
+    def _buy_trigger_changed(self, acct: Account, symbol: str) -> None:
+        cached = self._tables.get(acct.user)
+        if cached is not None:
+            cached[1] = None
+            cached[3].pop(symbol, None)
+
+    def _sell_trigger_changed(self, acct: Account, symbol: str) -> None:
+        cached = self._tables.get(acct.user)
+        if cached is not None:
+            cached[2] = None
+            cached[4].pop(symbol, None)
 
     def _dumplog(self, acct: Account, cmd: c.DumpLog, txn: int, now: int,
                  quote: Any) -> DumpRequest:
@@ -1006,14 +1040,20 @@ def _transactions_json(acct: Account, before_txn: int | None) -> list[dict[str, 
 
 
 def _trigger_tables_json(acct: Account) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    buy = [{"symbol": s, "reserved": format_cents(t.reserved),
-            "trigger_price": None if t.price is None else format_cents(t.price)}
-           for s, t in sorted(acct.buy_triggers.items())]
-    sell = [{"symbol": s, "amount": format_cents(t.amount),
-             "trigger_price": None if t.price is None else format_cents(t.price),
-             "reserved_shares": t.reserved_shares}
-            for s, t in sorted(acct.sell_triggers.items())]
+    buy = [_buy_trigger_row(s, t) for s, t in sorted(acct.buy_triggers.items())]
+    sell = [_sell_trigger_row(s, t) for s, t in sorted(acct.sell_triggers.items())]
     return buy, sell
+
+
+def _buy_trigger_row(symbol: str, t: BuyTrigger) -> dict[str, Any]:
+    return {"symbol": symbol, "reserved": format_cents(t.reserved),
+            "trigger_price": None if t.price is None else format_cents(t.price)}
+
+
+def _sell_trigger_row(symbol: str, t: SellTrigger) -> dict[str, Any]:
+    return {"symbol": symbol, "amount": format_cents(t.amount),
+            "trigger_price": None if t.price is None else format_cents(t.price),
+            "reserved_shares": t.reserved_shares}
 
 
 def _summary(acct: Account, newest: list[dict[str, Any]], buy_triggers: list[dict[str, Any]],
