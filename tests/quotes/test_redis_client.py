@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any
 
 import pytest
 import redis
 from twisted.internet.defer import gatherResults
+from twisted.internet.testing import MemoryReactorClock, StringTransport
 from twisted.trial.unittest import TestCase
 
 from server.quotes.redis_client import (
@@ -141,3 +143,37 @@ class TwistedRedisFailureTest(TestCase):
         self.addCleanup(wrong.close)
         with pytest.raises(RedisUnavailable):
             await wrong.execute("PING")
+
+
+def connected_client(reactor: MemoryReactorClock) -> tuple[TwistedRedis, StringTransport, Any]:
+    """A client on a simulated clock whose connection is a StringTransport."""
+    client = TwistedRedis("127.0.0.1", 6379, reactor=reactor, timeout=0.2)
+    d = client.execute("PING")
+    factory = reactor.tcpClients[0][2]
+    protocol = factory.buildProtocol(None)
+    transport = StringTransport()
+    transport.setTcpNoDelay = lambda enabled: None  # a TCP transport's, which the client sets
+    protocol.makeConnection(transport)
+    return client, protocol, d
+
+
+def test_a_reply_read_in_the_turn_after_the_deadline_is_not_a_timeout():
+    # A reactor busy past the deadline runs the watchdog before it reads the waiting reply.
+    reactor = MemoryReactorClock()
+    client, protocol, d = connected_client(reactor)
+    reactor.advance(0.3)
+    protocol.dataReceived(b"+PONG\r\n")  # what the next poll reads
+    reactor.advance(0.01)
+    assert d.result == b"PONG"
+    assert client.connected
+
+
+def test_no_reply_after_one_more_turn_is_a_timeout():
+    reactor = MemoryReactorClock()
+    client, protocol, d = connected_client(reactor)
+    reactor.advance(0.3)
+    reactor.advance(0.01)
+    failures = []
+    d.addErrback(failures.append)
+    assert failures and failures[0].check(RedisUnavailable)
+    assert not client.connected
