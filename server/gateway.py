@@ -325,12 +325,12 @@ class ClientConnection(Protocol):
             self._paused_inflight = True
             self._update_reading()
 
-    def _deliver(self, reply_json: str, code: str | None) -> None:
-        self.inflight -= 1
+    def _deliver(self, lines: list[bytes], code: str | None) -> None:
+        self.inflight -= len(lines)
         if self._paused_inflight and self.inflight <= self.gw.settings.max_in_flight // 2:
             self._paused_inflight = False
             self._update_reading()
-        self.write_raw(reply_json.encode() + b"\n")
+        self.write_raw(b"\n".join(lines) + b"\n")
         if self._quit is not None and self.inflight == 0:
             self._say_goodbye()
 
@@ -442,10 +442,10 @@ class ClientConnection(Protocol):
         """First LOGIN of an unknown id: the shard creates the account, then the password."""
         user = cmd.user
 
-        def opened(reply_json: str, code: str | None) -> None:
+        def opened(lines: list[bytes], code: str | None) -> None:
             import json
 
-            created = bool(json.loads(reply_json).get("result", {}).get("created"))
+            created = bool(json.loads(lines[0]).get("result", {}).get("created"))
             if not created:
                 self._login_failed(cmd, user, "this account has no password; ask the operator "
                                               "to set one")

@@ -25,8 +25,11 @@ from server.shards.worker import ShardConfig, run_shard
 
 log = logging.getLogger("daytrade.gateway")
 
-#: (reply_json, code) -> None: how a request's answer reaches whoever asked.
-ReplySink = Callable[[str, str | None], None]
+#: (answers, code) -> None: how answers reach whoever asked. `answers` are reply lines (UTF-8
+#: JSON without the newline; STATS: the stats dicts), in request order, several at once when one
+#: frame answers several requests of the same sink. `code` is set only when the pool itself
+#: answers for a shard that died (the lines are then `internal` errors).
+ReplySink = Callable[[list[Any], str | None], None]
 
 
 class _Shard:
@@ -156,18 +159,28 @@ class ShardPool:
     def _on_batch(self, index: int, batch: list[tuple[Any, ...]]) -> None:
         inflight = self._shards[index].inflight
         on_event = self._on_event
+        pop = inflight.pop
         for msg in batch:
             kind = msg[0]
             if kind == "R":
-                entry = inflight.pop(msg[1], None)
-                if entry is not None:
-                    entry[0](msg[2], msg[3])
+                # Each sink gets all of its lines at once: one write per client connection.
+                groups: dict[ReplySink, list[bytes]] = {}
+                for req_id, line in zip(msg[1], msg[2].split(b"\n")):
+                    entry = pop(req_id, None)
+                    if entry is not None:
+                        lines = groups.get(entry[0])
+                        if lines is None:
+                            groups[entry[0]] = [line]
+                        else:
+                            lines.append(line)
+                for sink, lines in groups.items():
+                    sink(lines, None)
             elif kind == "E":
                 on_event(msg[1], msg[2])
             elif kind == "S":
-                entry = inflight.pop(msg[1], None)
+                entry = pop(msg[1], None)
                 if entry is not None:
-                    entry[0](msg[2], None)  # type: ignore[arg-type]
+                    entry[0]([msg[2]], None)
 
     def stats(self) -> Deferred[list[dict[str, Any]]]:
         """Every shard's STATS (a shard that does not answer within 2 s reports itself down)."""
@@ -175,9 +188,10 @@ class ShardPool:
         for index in range(len(self._shards)):
             d: Deferred[dict[str, Any]] = Deferred()
 
-            def sink(stats: Any, code: str | None, d: Deferred = d, i: int = index) -> None:
+            def sink(answers: list[Any], code: str | None, d: Deferred = d,
+                     i: int = index) -> None:
                 if not d.called:  # an error reply (code set) means the shard died meanwhile
-                    d.callback(stats if code is None else {"shard": i, "down": True})
+                    d.callback(answers[0] if code is None else {"shard": i, "down": True})
 
             if not self.submit(index, "S", (), sink, None, "STATS"):
                 d.callback({"shard": index, "busy": True})
@@ -206,8 +220,9 @@ class ShardPool:
         if inflight:
             log.warning("shard %d lost with %d commands in flight", index, len(inflight))
         for sink, txn, cmd in inflight.values():
-            sink(Reply(txn, cmd, False, None, ErrorCode.INTERNAL,
-                       "the shard stopped before answering; retry with the same txn").to_json(),
+            sink([Reply(txn, cmd, False, None, ErrorCode.INTERNAL,
+                        "the shard stopped before answering; retry with the same txn"
+                        ).to_json().encode()],
                  ErrorCode.INTERNAL.value)
         if self._stopping:
             return

@@ -9,7 +9,8 @@ gateway -> shard
     ("O", req_id, now_ms, user)        open an account (sign-up by LOGIN)
     ("S", req_id)                      send your STATS
 shard -> gateway
-    ("R", req_id, reply_json, code)    the reply to a request (code: None when ok)
+    ("R", [req_id, ...], lines)        replies: `lines` is their JSON lines joined by "\n" (UTF-8),
+                                       in the order of the req_ids
     ("E", user, event_json)            a pushed event for the user's sessions
     ("S", req_id, stats_dict)          STATS
 """

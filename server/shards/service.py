@@ -90,7 +90,7 @@ class ShardService:
         self._txn_end = 0
         self.commands = 0
         self.batches = 0
-        self.errors: Counter[str] = Counter()
+        self.errors: Counter[Any] = Counter()  # by error code, text made only for STATS
         self._sweep = LoopingCall(self.sweep)
         self._sweep.clock = reactor
         self._sweep_interval = sweep_interval
@@ -229,7 +229,7 @@ class ShardService:
     def _reply(self, req_id: int, reply: Reply) -> None:
         self._replies.append((req_id, reply))
         if not reply.ok:
-            self.errors[str(reply.code)] += 1
+            self.errors[reply.code] += 1
 
     # --- group commit ---------------------------------------------------------------------------
 
@@ -290,8 +290,11 @@ class ShardService:
     def _release(self, replies: list[tuple[int, Reply]], pushes: list[tuple[str, Any]],
                  dumps: list[tuple[int, DumpRequest]]) -> None:
         send = self._send
-        for req_id, reply in replies:
-            send(("R", req_id, reply.to_json(), None if reply.ok else str(reply.code)))
+        if replies:
+            # One message for all replies: their ids and their lines joined, so the gateway
+            # unpickles two objects instead of a tuple per reply.
+            send(("R", [r[0] for r in replies],
+                  "\n".join([r[1].to_json() for r in replies]).encode()))
         for user, event in pushes:
             send(("E", user, event.to_json()))
         for req_id, request in dumps:
@@ -404,5 +407,5 @@ class ShardService:
             "users_loaded": len(self.engine.accounts),
             "quotes": quote_stats,
             "cache_hit_rate": round(hits / lookups, 4) if lookups else None,
-            "errors": dict(self.errors),
+            "errors": {str(code): n for code, n in self.errors.items()},
         }

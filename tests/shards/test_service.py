@@ -80,7 +80,8 @@ class Shard:
         self.clock.advance(seconds)
 
     def replies(self) -> dict[int, dict]:
-        return {m[1]: json.loads(m[2]) for m in self.sent if m[0] == "R"}
+        return {req_id: json.loads(line) for m in self.sent if m[0] == "R"
+                for req_id, line in zip(m[1], m[2].split(b"\n"), strict=True)}
 
     def events(self) -> list[dict]:
         return [json.loads(m[2]) for m in self.sent if m[0] == "E"]
