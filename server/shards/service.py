@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
+import threading
 import time
 import zlib
 from collections import Counter, deque
@@ -21,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from twisted.internet import threads
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
-from twisted.python.threadpool import ThreadPool
 
 from protocol import commands as c
 from protocol.errors import ErrorCode, ProtocolError
@@ -47,6 +48,46 @@ def shard_of(user: str, shards: int) -> int:
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
+
+
+class CommitThread:
+    """Runs store commits one after another on a thread of its own, reporting each back to the
+    reactor thread; a plain queue and `callFromThread`, none of a thread pool's per-call work."""
+
+    def __init__(self, commit: Callable[[Batch], None], reactor: Any, name: str) -> None:
+        self._commit = commit
+        self._reactor = reactor
+        self._queue: queue.SimpleQueue[tuple[Batch, Callable[..., None], Callable[..., None],
+                                             tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def submit(self, batch: Batch, done: Callable[..., None], failed: Callable[[Failure], None],
+               args: tuple[Any, ...]) -> None:
+        """Commit `batch`; then `done(None, *args)` or `failed(failure)` runs in the reactor."""
+        self._queue.put((batch, done, failed, args))
+
+    def stop(self) -> None:
+        """Finish the commits already submitted, then end the thread."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def _loop(self) -> None:
+        call = self._reactor.callFromThread
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            batch, done, failed, args = item
+            try:
+                self._commit(batch)
+            except BaseException:  # any failure stops the shard, in the reactor thread
+                call(failed, Failure())
+            else:
+                call(done, None, *args)
 
 
 @dataclass(frozen=True)
@@ -81,9 +122,10 @@ class ShardService:
         self._flush_call: Any = None
         self._committing = False
         self._flush_again = False
-        self._commit_pool: ThreadPool | None = None
+        self._commit_thread: CommitThread | None = None
         if commit_thread:
-            self._commit_pool = ThreadPool(1, 1, name=f"shard-{index}-commit")
+            self._commit_thread = CommitThread(store.commit_batch, reactor,
+                                               name=f"shard-{index}-commit")
         self._expiry_call: Any = None
         self._expiry_at: int | None = None
         self._txn_next = 0
@@ -100,8 +142,8 @@ class ShardService:
 
     def start(self) -> None:
         """Adopt this shard's accounts that hold pending entries or triggers, start the timers."""
-        if self._commit_pool is not None:
-            self._commit_pool.start()
+        if self._commit_thread is not None:
+            self._commit_thread.start()
         for acct in self.store.load_active_accounts():
             if shard_of(acct.user, self.count) == self.index and acct.user not in self._loaded:
                 self.engine.load(acct)
@@ -111,8 +153,8 @@ class ShardService:
         self._expire()
 
     def stop(self) -> None:
-        if self._commit_pool is not None:
-            self._commit_pool.stop()
+        if self._commit_thread is not None:
+            self._commit_thread.stop()
         if self._sweep.running:
             self._sweep.stop()
         for call in (self._flush_call, self._expiry_call):
@@ -234,8 +276,15 @@ class ShardService:
     # --- group commit ---------------------------------------------------------------------------
 
     def _schedule_flush(self) -> None:
-        if self._flush_call is None:
-            self._flush_call = self._reactor.callLater(0, self.flush)
+        if self._committing:
+            # The end of the commit in progress flushes: no timer needed meanwhile.
+            self._flush_again = True
+        elif self._flush_call is None:
+            self._flush_call = self._reactor.callLater(0, self._flush_on_timer)
+
+    def _flush_on_timer(self) -> None:
+        self._flush_call = None
+        self.flush()
 
     def flush(self) -> None:
         """Commit everything executed since the last flush, then release its replies.
@@ -244,7 +293,6 @@ class ShardService:
         commands; what accumulates meanwhile goes out in the next commit (group commit), so an
         fsync never stalls the shard.
         """
-        self._flush_call = None
         if self._committing:
             self._flush_again = True
             return
@@ -260,15 +308,16 @@ class ShardService:
             self._release(replies, effects.pushes, dumps)
             return
         self._committing = True
-        d = self._commit(batch)
-        d.addCallbacks(self._committed, self._commit_failed,
-                       callbackArgs=(replies, effects.pushes, dumps))
-
-    def _commit(self, batch: Batch) -> Deferred[None]:
-        if self._commit_pool is None:
-            return maybeDeferred(self.store.commit_batch, batch)
-        return threads.deferToThreadPool(self._reactor, self._commit_pool,
-                                         self.store.commit_batch, batch)
+        if self._commit_thread is not None:
+            self._commit_thread.submit(batch, self._committed, self._commit_failed,
+                                       (replies, effects.pushes, dumps))
+            return
+        try:
+            self.store.commit_batch(batch)
+        except Exception:
+            self._commit_failed(Failure())
+            return
+        self._committed(None, replies, effects.pushes, dumps)
 
     def _committed(self, _: None, replies: list[tuple[int, Reply]],
                    pushes: list[tuple[str, Any]], dumps: list[tuple[int, DumpRequest]]) -> None:
@@ -279,7 +328,7 @@ class ShardService:
         self._release(replies, pushes, dumps)
         if self._flush_again:
             self._flush_again = False
-            self._schedule_flush()
+            self.flush()
 
     def _commit_failed(self, failure: Failure) -> None:
         # The engine already changed memory the store does not have: stop rather than
