@@ -36,6 +36,7 @@ from server.auth import (
     verify_password,
 )
 from server.shard_pool import ShardPool
+from server.shards.channel import write_now
 from server.shards.service import now_ms, shard_of
 from server.store.port import Store
 
@@ -514,7 +515,7 @@ class ClientConnection(Protocol):
 
     def write_raw(self, data: bytes) -> None:
         if not self._closed and self.transport is not None:
-            self.transport.write(data)
+            write_now(self.transport, data)
 
 
 # --- store work, run on the store thread -----------------------------------------------------
