@@ -15,6 +15,9 @@ from server.shards.audit_events import TxRecord
 #: How many state-changing replies are kept per user for idempotent retries (PROTOCOL.md).
 RECENT_REPLIES = 16
 PENDING_LIFETIME_MS = 60_000
+#: The parts of the document an account keeps rendered (`Account.doc_parts`).
+PART_HOLDINGS, PART_PENDING_BUYS, PART_PENDING_SELLS = 0, 1, 2
+PART_BUY_TRIGGERS, PART_SELL_TRIGGERS = 3, 4
 
 
 @dataclass(slots=True)
@@ -69,10 +72,11 @@ class Account:
     event_seq: int = 0
     #: Bumped on every persisted change, so a replayed commit can be recognised as stale.
     version: int = 0
-    #: The document's holdings, pendings and triggers as last rendered, or None. The engine
-    #: drops it whenever it may have changed them (a successful state-changing command, an
-    #: expiry, a trigger firing); failures and reads, most commands, reuse it.
-    doc_parts: tuple[Any, ...] | None = field(default=None, compare=False, repr=False)
+    #: The document's holdings, pendings and triggers as last rendered (indexed by the PART_
+    #: constants; None: render again), or None for all. The engine drops those a command may
+    #: have changed (`parts_changed`), or all of them (an expiry, a trigger firing); failures
+    #: and reads, most commands, reuse them all, and most successes change one or two.
+    doc_parts: list[Any] | None = field(default=None, compare=False, repr=False)
     #: How many of `transactions` the store already holds (not persisted: derived on load).
     persisted_tx: int = field(default=0, compare=False)
 
@@ -82,18 +86,35 @@ class Account:
         self.recent.append(entry)
         self.new_replies.append(entry)
 
+    def parts_changed(self, parts: tuple[int, ...]) -> None:
+        """Drop the rendered document parts (PART_ constants) that a change made stale."""
+        rendered = self.doc_parts
+        if rendered is not None:
+            for part in parts:
+                rendered[part] = None
+
     def to_doc(self) -> dict[str, Any]:
         """The state without its transactions and replies, as JSON-compatible plain data."""
         parts = self.doc_parts
         if parts is None:
-            parts = self.doc_parts = (
-                dict(self.holdings),
-                [[p.txn, p.symbol, p.shares, p.price, p.created_at] for p in self.pending_buys],
-                [[p.txn, p.symbol, p.shares, p.price, p.created_at] for p in self.pending_sells],
-                {s: [t.reserved, t.price] for s, t in self.buy_triggers.items()},
-                {s: [t.amount, t.price, t.reserved_shares] for s, t in self.sell_triggers.items()},
-            )
+            parts = self.doc_parts = [None, None, None, None, None]
         holdings, pending_buys, pending_sells, buy_triggers, sell_triggers = parts
+        # Each part is a new object when rendered again and never changed after: a batch being
+        # committed on another thread may still hold the old one.
+        if holdings is None:
+            holdings = parts[PART_HOLDINGS] = dict(self.holdings)
+        if pending_buys is None:
+            pending_buys = parts[PART_PENDING_BUYS] = [
+                [p.txn, p.symbol, p.shares, p.price, p.created_at] for p in self.pending_buys]
+        if pending_sells is None:
+            pending_sells = parts[PART_PENDING_SELLS] = [
+                [p.txn, p.symbol, p.shares, p.price, p.created_at] for p in self.pending_sells]
+        if buy_triggers is None:
+            buy_triggers = parts[PART_BUY_TRIGGERS] = {
+                s: [t.reserved, t.price] for s, t in self.buy_triggers.items()}
+        if sell_triggers is None:
+            sell_triggers = parts[PART_SELL_TRIGGERS] = {
+                s: [t.amount, t.price, t.reserved_shares] for s, t in self.sell_triggers.items()}
         return {
             "user": self.user,
             "cash": self.cash,

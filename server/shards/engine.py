@@ -33,7 +33,18 @@ from protocol.errors import ErrorCode
 from protocol.money import format_cents
 from protocol.quote import QUOTE_LIFETIME_MS, PriceQuote
 from protocol.replies import PENDING_EXPIRED, TRIGGER_FIRED, PushedEvent, Reply, decode
-from server.shards.account import PENDING_LIFETIME_MS, Account, BuyTrigger, Pending, SellTrigger
+from server.shards.account import (
+    PART_BUY_TRIGGERS,
+    PART_HOLDINGS,
+    PART_PENDING_BUYS,
+    PART_PENDING_SELLS,
+    PART_SELL_TRIGGERS,
+    PENDING_LIFETIME_MS,
+    Account,
+    BuyTrigger,
+    Pending,
+    SellTrigger,
+)
 from server.shards.audit_events import (
     ACCOUNT_TRANSACTION,
     DEBUG_EVENT,
@@ -89,6 +100,27 @@ class _Failure(Exception):
 
 
 Outcome = Reply | NeedQuote | DumpRequest
+
+
+_ALL_PARTS = (PART_HOLDINGS, PART_PENDING_BUYS, PART_PENDING_SELLS, PART_BUY_TRIGGERS,
+              PART_SELL_TRIGGERS)
+#: The parts of its account's document that a successful state-changing command may change (see
+#: Account.doc_parts): the rest stay rendered. ADD changes only cash, which is not a part.
+_CHANGED_PARTS: dict[type, tuple[int, ...]] = {
+    c.Add: (),
+    c.Buy: (PART_PENDING_BUYS,),
+    c.CommitBuy: (PART_PENDING_BUYS, PART_HOLDINGS),
+    c.CancelBuy: (PART_PENDING_BUYS,),
+    c.Sell: (PART_PENDING_SELLS, PART_HOLDINGS),
+    c.CommitSell: (PART_PENDING_SELLS,),
+    c.CancelSell: (PART_PENDING_SELLS, PART_HOLDINGS),
+    c.SetBuyAmount: (PART_BUY_TRIGGERS,),
+    c.SetBuyTrigger: (PART_BUY_TRIGGERS,),
+    c.CancelSetBuy: (PART_BUY_TRIGGERS,),
+    c.SetSellAmount: (PART_SELL_TRIGGERS, PART_HOLDINGS),
+    c.SetSellTrigger: (PART_SELL_TRIGGERS, PART_HOLDINGS),
+    c.CancelSetSell: (PART_SELL_TRIGGERS, PART_HOLDINGS),
+}
 
 
 class Engine:
@@ -229,7 +261,7 @@ class Engine:
         if state_changing:
             acct.last_txn = txn
             acct.remember(txn, cmd.line(), outcome)
-            acct.doc_parts = None  # a success may have changed holdings, pendings or triggers
+            acct.parts_changed(_CHANGED_PARTS.get(ctype, _ALL_PARTS))
         return outcome
 
     def _retry(self, acct: Account, cmd: c.TradingCommand, txn: int, now: int) -> Reply:
