@@ -256,19 +256,24 @@ class SqliteStore:
         """Write the whole batch in one transaction; returns after the commit is durable."""
         if not batch:
             return
-        events, transactions, accounts = batch.events, batch.transactions, batch.accounts
+        # Rows are made before the write lock is taken: shards sharing the file wait for each
+        # other's commits, so the lock is held only for SQLite's own work.
+        event_rows = list(_event_rows(batch.events))
+        last_event_txn = max((row[0] for row in event_rows), default=0)
+        tx_rows = [(user, idx, *rec) for user, idx, rec in batch.transactions]
         replies = batch.replies
+        account_rows = list(map(_account_row, batch.accounts))
 
         def write(conn: sqlite3.Connection) -> None:
             if conn.execute(_RECORD_BATCH, (batch.key,)).rowcount == 0:
                 return  # committed before: a replay
             # Audit, transactions and replies before the documents, the same order as the MongoDB
             # adapter (here it only matters for which statement a failure interrupts: none survive).
-            if events:
-                conn.executemany(_INSERT_EVENT, _event_rows(events))
-                conn.execute(_RAISE_EVENT_TXN, (max(event[_TXN] for event in events),))
-            if transactions:
-                conn.executemany(_INSERT_TX, ((user, idx, *rec) for user, idx, rec in transactions))
+            if event_rows:
+                conn.executemany(_INSERT_EVENT, event_rows)
+                conn.execute(_RAISE_EVENT_TXN, (last_event_txn,))
+            if tx_rows:
+                conn.executemany(_INSERT_TX, tx_rows)
             if replies:
                 conn.executemany(_INSERT_REPLY, replies)
                 # Keep each user's newest RECENT_REPLIES only, every few commits: a smaller table
@@ -278,8 +283,8 @@ class SqliteStore:
                 if self._commits_with_replies % self._prune_every == 0:
                     conn.executemany(_PRUNE_REPLIES, [(user,) for user in self._unpruned])
                     self._unpruned.clear()
-            if accounts:
-                conn.executemany(_UPSERT_ACCOUNT, map(_account_row, accounts))
+            if account_rows:
+                conn.executemany(_UPSERT_ACCOUNT, account_rows)
 
         with self._lock:
             self._write(write)
