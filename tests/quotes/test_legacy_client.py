@@ -7,6 +7,7 @@ import time
 
 import pytest
 from twisted.internet.defer import CancelledError
+from twisted.logger import globalLogPublisher
 from twisted.trial.unittest import TestCase
 
 from protocol.quote import PriceQuote
@@ -97,6 +98,17 @@ class LegacyClientTest(TestCase):
         assert (quote.symbol, quote.user, quote.fresh) == ("IBM", "carol", True)
         assert quote.price == simulated_price_cents(8, "IBM", quote.quote_time)
         assert (client.fetches, client.requests_sent, client.failures) == (1, 1, 0)
+
+    async def test_a_fetch_logs_nothing_of_its_connections(self):
+        _, port = listen_simulator(self, seed=8)
+        client = LegacyQuoteClient("127.0.0.1", port)
+        logged: list[dict] = []
+        globalLogPublisher.addObserver(logged.append)
+        try:
+            await client.fetch("IBM", "carol")
+        finally:
+            globalLogPublisher.removeObserver(logged.append)
+        assert [e for e in logged if "factory" in str(e.get("log_format", "")).lower()] == []
 
     async def _fails_on(self, reply: bytes, *, close: bool = True) -> None:
         server = ScriptedQuoteServer([Behaviour(reply=reply, close=close)])
