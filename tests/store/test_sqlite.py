@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
 import os
 import signal
@@ -61,7 +62,7 @@ def test_an_unknown_synchronous_mode_is_refused(path):
         SqliteStore(path, synchronous="SOMETIMES")
 
 
-def test_a_batch_failing_at_its_last_statement_leaves_nothing_written(store, path):
+def test_a_batch_failing_part_way_leaves_nothing_written(store, path):
     poison_user(path, "mallory")
     batch = Batch(
         accounts=[idle_account("alice").to_doc(), idle_account("mallory").to_doc()],
@@ -77,7 +78,7 @@ def test_a_batch_failing_at_its_last_statement_leaves_nothing_written(store, pat
     assert list(store.iter_events()) == []
     with sqlite3.connect(path) as conn:
         assert conn.execute("SELECT count(*) FROM transactions").fetchone()[0] == 0
-        assert conn.execute("SELECT count(*) FROM replies").fetchone()[0] == 0
+        assert conn.execute("SELECT count(*) FROM reply_log").fetchone()[0] == 0
     conn.close()
 
 
@@ -92,18 +93,16 @@ def test_the_store_commits_normally_after_a_failed_batch(store, path):
     assert len(list(store.iter_events())) == 1
 
 
-def reply_rows(path) -> dict[str, list[int]]:
+def listed_reply_txns(path) -> dict[str, list[int]]:
+    """Each account row's listed replies, by txn."""
     with sqlite3.connect(path) as conn:
-        rows = conn.execute("SELECT user, txn FROM replies ORDER BY user, txn").fetchall()
+        rows = conn.execute("SELECT user, (SELECT json_group_array(txn) FROM reply_log WHERE id "
+                            "IN (SELECT value FROM json_each(reply_ids))) FROM accounts").fetchall()
     conn.close()
-    kept: dict[str, list[int]] = {}
-    for user, txn in rows:
-        kept.setdefault(user, []).append(txn)
-    return kept
+    return {user: sorted(json.loads(txns)) for user, txns in rows}
 
 
-def test_a_pruning_commit_keeps_only_the_newest_reply_rows_of_its_users(path):
-    store = SqliteStore(path, prune_every=1)
+def test_an_account_row_lists_only_its_users_newest_replies(store, path):
     amy, bob = idle_account("amy"), idle_account("bob")
     for txn in range(1, 3 * RECENT_REPLIES):
         account = amy if txn % 3 else bob
@@ -111,31 +110,37 @@ def test_a_pruning_commit_keeps_only_the_newest_reply_rows_of_its_users(path):
         account.version += 1
         store.commit_batch(batch_for(account, replies=[(account.user, *reply(txn, account.user))]))
 
-    store.close()
+    listed = listed_reply_txns(path)
 
-    kept = reply_rows(path)
+    assert listed["amy"] == [t for t in range(1, 3 * RECENT_REPLIES) if t % 3][-RECENT_REPLIES:]
+    assert listed["bob"] == [t for t in range(1, 3 * RECENT_REPLIES) if not t % 3]
+    assert [t for t, _, _ in store.load_account("amy").recent] == listed["amy"]
 
-    assert kept["amy"] == [t for t in range(1, 3 * RECENT_REPLIES) if t % 3][-RECENT_REPLIES:]
-    assert kept["bob"] == [t for t in range(1, 3 * RECENT_REPLIES) if not t % 3]
+
+def create_old_reply_table(path, user: str, txns: range) -> None:
+    """The clustered replies table and single-document accounts of earlier versions."""
+    account = idle_account(user)
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE accounts (user TEXT PRIMARY KEY, version INTEGER NOT NULL, "
+                     "doc TEXT NOT NULL, active INTEGER NOT NULL)")
+        conn.execute("INSERT INTO accounts VALUES (?, 1, ?, 0)",
+                     (user, json.dumps(account.to_doc())))
+        conn.execute("CREATE TABLE replies (user TEXT NOT NULL, txn INTEGER NOT NULL, line TEXT "
+                     "NOT NULL, reply TEXT NOT NULL, PRIMARY KEY (user, txn)) WITHOUT ROWID")
+        conn.executemany("INSERT INTO replies VALUES (?, ?, ?, ?)",
+                         [(user, *reply(txn, user)) for txn in txns])
+    conn.close()
 
 
-def test_old_reply_rows_stay_until_the_next_pruning_commit(path):
-    store = SqliteStore(path, prune_every=RECENT_REPLIES + 4)
-    amy = idle_account("amy")
-    for txn in range(1, RECENT_REPLIES + 4):
-        answer(amy, txn)
-        amy.version += 1
-        store.commit_batch(batch_for(amy, replies=[("amy", *reply(txn, "amy"))]))
-    assert len(reply_rows(path)["amy"]) == RECENT_REPLIES + 3
-    assert [txn for txn, _, _ in store.load_account("amy").recent] == list(
-        range(4, RECENT_REPLIES + 4))
+def test_replies_of_the_older_clustered_table_move_into_the_log_on_open(path):
+    create_old_reply_table(path, "amy", range(1, RECENT_REPLIES + 9))
 
-    answer(amy, RECENT_REPLIES + 4)
-    amy.version += 1
-    store.commit_batch(batch_for(amy, replies=[("amy", *reply(RECENT_REPLIES + 4, "amy"))]))
-    store.close()
-
-    assert reply_rows(path)["amy"] == list(range(5, RECENT_REPLIES + 5))
+    store = SqliteStore(path)
+    try:
+        assert list(store.load_account("amy").recent) == [
+            reply(txn, "amy") for txn in range(9, RECENT_REPLIES + 9)]
+    finally:
+        store.close()
 
 
 def test_an_event_with_an_empty_user_id_is_refused(store):
