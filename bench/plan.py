@@ -39,7 +39,10 @@ class Plan:
     users: list[UserScript]
     kinds: list[str]
     deferred: list[WorkloadLine]
-    #: user index of each non-deferred command, in file order (the --rate schedule)
+    #: user index of each non-deferred command in the order --rate releases them: file order,
+    #: or the users' commands in turn when the file lists one user's commands after another's
+    #: (released in file order, such a workload would offer one user at a time, whose commands
+    #: per-user order serialises: a queue, not a load)
     order: array
 
     @property
@@ -81,7 +84,26 @@ def build_plan(lines: Iterable[WorkloadLine]) -> Plan:
         script.txns.append(line.txn)
         script.kinds.append(kind)
         order.append(index)
+    if len(users) > 1 and _grouped_by_user(order, len(users)):
+        order = _in_turn(users)
     return Plan(users, kinds, deferred, order)
+
+
+def _grouped_by_user(order: array, user_count: int) -> bool:
+    """True when each user's commands come in one run (one user after another)."""
+    runs = 1 + sum(1 for previous, current in zip(order, order[1:]) if previous != current)
+    return runs == user_count
+
+
+def _in_turn(users: list[UserScript]) -> array:
+    """The release order that takes each user's next command in turn (and sets positions)."""
+    order = array("q")
+    for round_ in range(max(len(u) for u in users)):
+        for index, script in enumerate(users):
+            if round_ < len(script):
+                script.positions[round_] = len(order)
+                order.append(index)
+    return order
 
 
 def spread(user_count: int, connections: int) -> list[list[int]]:

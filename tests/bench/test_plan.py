@@ -53,6 +53,21 @@ def test_order_lists_the_user_of_each_command_in_file_order(tmp_path):
     assert list(plan.users[1].positions) == [1]
 
 
+def test_a_workload_listing_one_user_after_another_is_released_in_turn(tmp_path):
+    plan = _plan_of(tmp_path, "$ ADD,a,1.00\n$ QUOTE,a,X\n$ BUY,a,X,1.00\n"
+                              "$ ADD,b,2.00\n$ QUOTE,b,Y\n")
+    assert list(plan.order) == [0, 1, 0, 1, 0]
+    assert list(plan.users[0].positions) == [0, 2, 4]
+    assert list(plan.users[1].positions) == [1, 3]
+    assert list(plan.users[0].txns) == [1, 2, 3]  # the txns stay the file's
+
+
+def test_a_single_user_workload_keeps_file_order(tmp_path):
+    plan = _plan_of(tmp_path, "$ ADD,a,1.00\n$ QUOTE,a,X\n")
+    assert list(plan.order) == [0, 0]
+    assert list(plan.users[0].positions) == [0, 1]
+
+
 def test_a_line_without_a_user_still_goes_out(tmp_path):
     plan = _plan_of(tmp_path, "[1] ADD\n[2] ADD,a,1.00\n")
     assert plan.commands == 2
