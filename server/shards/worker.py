@@ -6,12 +6,17 @@ that socket closes, so a gateway killed with SIGKILL leaves no orphan shards beh
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from server.shards.service import ShardService
 
 log = logging.getLogger("daytrade.shard")
 
@@ -33,6 +38,24 @@ class ShardConfig:
     crash_at: str | None = None  # "after_apply" | "after_commit": fault injection for tests
     log_level: str = "WARNING"
     extra: dict[str, str] = field(default_factory=dict)
+
+
+#: Allocations between young-generation collections in a shard (CPython's default is 700).
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def _start(service: ShardService) -> None:
+    """Start the service, then tune the collector for a heap of long-lived records.
+
+    A shard keeps every user's transaction records and account state (millions of objects on
+    the final workload), and the default thresholds collected so often that the collector took
+    17% of a shard's CPU in final_2019, with full collections of up to 222 ms stalling every
+    user of the shard. What is loaded at start is frozen out of collection; young collections
+    run every GC_YOUNG_THRESHOLD allocations instead of 700.
+    """
+    service.start()
+    gc.freeze()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
 
 
 def run_shard(config: ShardConfig, sock: socket.socket) -> None:
@@ -74,7 +97,7 @@ def run_shard(config: ShardConfig, sock: socket.socket) -> None:
     reactor.adoptStreamConnection(sock.fileno(), socket.AF_UNIX,
                                   Factory.forProtocol(lambda: channel))
     sock.close()
-    reactor.callWhenRunning(service.start)
+    reactor.callWhenRunning(_start, service)
     reactor.run(installSignalHandlers=False)
     service.stop()
     store.close()
