@@ -6,10 +6,13 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -91,7 +94,8 @@ def run_bench(options: BenchOptions, console: Console) -> dict[str, Any]:
             token = Path(options.token_file).read_text().strip() if options.token_file else None
             root_pid = procstats.listener_pid(port) if host in _LOOPBACK else None
         run = _Run(options, plan, console, host, port, token, root_pid, server)
-        result = _run_loop(run.main(), options.uvloop)
+        with _client_collector():
+            result = _run_loop(run.main(), options.uvloop)
     finally:
         if server is not None:
             code = server.stop()
@@ -112,6 +116,25 @@ def _uvloop(wanted: bool) -> Any:
     except ImportError:
         return None
     return uvloop
+
+
+#: Allocations between the client's young-generation collections during a run (default 700).
+CLIENT_GC_THRESHOLD = 50_000
+
+
+@contextmanager
+def _client_collector() -> Iterator[None]:
+    """The plan and everything made before the run frozen out of collection, and young
+    collections rarer: the collector took a fifth of the client's CPU on final_2019 (3.6 s),
+    CPU the server under test shares."""
+    thresholds = gc.get_threshold()
+    gc.freeze()
+    gc.set_threshold(CLIENT_GC_THRESHOLD, *thresholds[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*thresholds)
+        gc.unfreeze()
 
 
 def _run_loop(coro: Any, use_uvloop: bool = True) -> Any:
