@@ -644,24 +644,10 @@ class Engine:
             cached = self._tables[acct.user] = [acct, None, None, {}, {}]
         buy_table = cached[1]
         if buy_table is None:
-            rows = cached[3]
-            triggers = acct.buy_triggers
-            buy_table = cached[1] = []
-            for symbol in sorted(triggers):
-                row = rows.get(symbol)
-                if row is None:
-                    row = rows[symbol] = _buy_trigger_row(symbol, triggers[symbol])
-                buy_table.append(row)
+            buy_table = cached[1] = _table_of(acct.buy_triggers, cached[3], _buy_trigger_row)
         sell_table = cached[2]
         if sell_table is None:
-            rows = cached[4]
-            triggers = acct.sell_triggers
-            sell_table = cached[2] = []
-            for symbol in sorted(triggers):
-                row = rows.get(symbol)
-                if row is None:
-                    row = rows[symbol] = _sell_trigger_row(symbol, triggers[symbol])
-                sell_table.append(row)
+            sell_table = cached[2] = _table_of(acct.sell_triggers, cached[4], _sell_trigger_row)
         return list(buy_table), list(sell_table)
 
     def _buy_trigger_changed(self, acct: Account, symbol: str) -> None:
@@ -1083,6 +1069,18 @@ def _transactions_json(acct: Account, before_txn: int | None) -> list[dict[str, 
             if len(newest) == SUMMARY_TRANSACTIONS:
                 break
     return newest
+
+
+def _table_of(triggers: dict[str, Any], rows: dict[str, dict[str, Any]],
+              render: Callable[[str, Any], dict[str, Any]]) -> list[dict[str, Any]]:
+    """A trigger table in symbol order, rendering only the rows not kept in `rows`."""
+    table = []
+    for symbol in sorted(triggers):
+        row = rows.get(symbol)
+        if row is None:
+            row = rows[symbol] = render(symbol, triggers[symbol])
+        table.append(row)
+    return table
 
 
 def _trigger_tables_json(acct: Account) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
