@@ -195,9 +195,9 @@ def _account(doc: dict[str, Any], txs: list[tuple[Any, ...]],
 
 def _newest_replies(conn: sqlite3.Connection, reply_ids: str | None) -> list[tuple[int, str, str]]:
     """The replies an account row lists, newest txn first (a txn answered twice: the later)."""
-    if not reply_ids:
+    ids = _loads(reply_ids) if reply_ids else None
+    if not ids:
         return []
-    ids = _loads(reply_ids)
     rows = conn.execute(f"SELECT txn, line, reply FROM reply_log WHERE id IN "
                         f"({', '.join('?' * len(ids))}) ORDER BY id", ids).fetchall()
     by_txn = {row[0]: row for row in rows}

@@ -143,6 +143,21 @@ def test_replies_of_the_older_clustered_table_move_into_the_log_on_open(path):
         store.close()
 
 
+def test_an_older_account_without_replies_loads_without_any(path):
+    create_old_reply_table(path, "amy", range(1, 3))
+    with sqlite3.connect(path) as conn:
+        conn.execute("INSERT INTO accounts VALUES ('bob', 1, ?, 0)",
+                     (json.dumps(idle_account("bob").to_doc()),))
+    conn.close()
+
+    store = SqliteStore(path)
+    try:
+        assert list(store.load_account("bob").recent) == []
+        assert [txn for txn, _, _ in store.load_account("amy").recent] == [1, 2]
+    finally:
+        store.close()
+
+
 def test_an_event_with_an_empty_user_id_is_refused(store):
     event = AuditEvent("userCommand", 1, 1, T0, "shard-0", "")
     with pytest.raises(ValueError):
