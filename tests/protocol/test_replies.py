@@ -13,7 +13,7 @@ from protocol.replies import (
     DecodeError,
     PushedEvent,
     Reply,
-    _encode,
+    _general_json,
     decode,
     error,
     error_from,
@@ -124,19 +124,6 @@ def test_error_replies_round_trip_through_json(txn, cmd, code, message, replayed
     assert decode(reply.to_json()) == reply
 
 
-def general_encoding(reply: Reply) -> str:
-    """The reply encoded as one object by the module's general encoder."""
-    if reply.ok:
-        obj = {"txn": reply.txn, "cmd": reply.cmd, "ok": True,
-               "result": reply.result if reply.result is not None else {}}
-    else:
-        obj = {"txn": reply.txn, "cmd": reply.cmd, "ok": False,
-               "error": {"code": str(reply.code), "message": reply.message or ""}}
-    if reply.replayed:
-        obj["replayed"] = True
-    return _encode(obj)
-
-
 any_txns = txns | st.integers(min_value=2**63 - 2, max_value=2**64) | st.just(True)
 any_names = names | st.sampled_from(["COMMIT_BUY", "SET_SELL_TRIGGER", "PING", "bad \"name\"",
                                      "\u00e9"])
@@ -148,11 +135,11 @@ messages = st.none() | st.text() | st.sampled_from(["", "x\ud800y", "caf\u00e9",
        st.booleans())
 def test_ok_reply_json_is_the_general_encoding(txn, cmd, result, replayed):
     reply = Reply(txn, cmd, True, result, replayed=replayed)
-    assert reply.to_json() == general_encoding(reply)
+    assert reply.to_json() == _general_json(reply)
 
 
 @settings(max_examples=1000, deadline=None)
 @given(any_txns, any_names, st.sampled_from(list(ErrorCode)), messages, st.booleans())
 def test_error_reply_json_is_the_general_encoding(txn, cmd, code, message, replayed):
     reply = Reply(txn, cmd, False, None, code, message, replayed)
-    assert reply.to_json() == general_encoding(reply)
+    assert reply.to_json() == _general_json(reply)
