@@ -10,7 +10,7 @@ The cyclic garbage collector runs with a generation-0 threshold of 10,000 alloca
 default is 700) during a replay: the engine keeps every transaction record, and records are
 NamedTuples, which the collector never untracks (it untracks only exact tuples), so with the
 default every full collection re-walks the whole history; that was about a sixth of the replay's
-time. A shard process holding the same state pays the same cost and may want the same setting.
+time. Shard processes tune their collector for the same reason (server/shards/worker.py).
 """
 
 from __future__ import annotations

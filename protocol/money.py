@@ -16,12 +16,18 @@ def parse_cents(text: str) -> int | None:
     m = _AMOUNT.fullmatch(text)
     if m is None:
         return None
-    whole, frac = m.groups()
+    return cents_of(*m.groups())
+
+
+#: A fraction as written ("5", "05", "50") -> its cents.
+_FRACTION_CENTS = {**{str(i): i * 10 for i in range(10)}, **{f"{i:02d}": i for i in range(100)}}
+
+
+def cents_of(whole: str, frac: str | None) -> int:
+    """Cents of an amount already matched as ASCII dollars and an optional 1-2 digit fraction."""
     if frac is None:
         return int(whole) * 100
-    if len(frac) == 1:
-        return int(whole) * 100 + int(frac) * 10
-    return int(whole) * 100 + int(frac)
+    return int(whole) * 100 + _FRACTION_CENTS[frac]
 
 
 #: "00" to "99": the engine formats several amounts per command, so skip the format spec.

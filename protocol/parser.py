@@ -31,7 +31,7 @@ from protocol.errors import (
     UnknownCommand,
     WrongArity,
 )
-from protocol.money import parse_cents
+from protocol.money import cents_of, parse_cents
 
 MAX_LINE_BYTES = 1024
 MAX_FILENAME = 255
@@ -54,10 +54,7 @@ def parse_request(line: bytes | str) -> c.Command:
                 has_symbol, has_amount, make = form
                 if (symbol is not None) is has_symbol and (whole is not None) is has_amount:
                     txn = None if txn_s is None else int(txn_s)
-                    amount = None
-                    if whole is not None:
-                        amount = int(whole) * 100 if frac is None else (
-                            int(whole) * 100 + _FRACTION_CENTS[frac])
+                    amount = None if whole is None else cents_of(whole, frac)
                     # zero amounts and txns are errors: the general parser words them
                     if amount != 0 and txn != 0:
                         return make(user, symbol, amount, txn)
@@ -330,7 +327,6 @@ _BUILDERS: dict[str, Builder] = {
 _canonical = re.compile(
     r"(?:\[([0-9]{1,18}+)\] ?+|\$ )?+([A-Za-z_]++),([A-Za-z0-9_]{1,32}+)"
     r"(?:,([A-Z]{1,3}+))?+(?:,([0-9]{1,10}+)(?:\.([0-9]{1,2}+))?+)?+ *+\r?+\n?+").fullmatch
-_FRACTION_CENTS = {**{str(i): i * 10 for i in range(10)}, **{f"{i:02d}": i for i in range(100)}}
 
 Maker = Callable[[str, str | None, int | None, int | None], c.Command]
 
