@@ -370,10 +370,7 @@ class Engine:
         acct.cash -= cost
         entry = Pending(txn, cmd.symbol, shares, price, now)
         acct.pending_buys.append(entry)
-        oldest = self._oldest_pending.get(acct.user)
-        if oldest is None or now < oldest:
-            self._oldest_pending[acct.user] = now
-        heapq.heappush(self._expiries, (entry.expires_at, acct.user, txn))
+        self._track_pending(acct, entry)
         self._cash_moved(acct, txn, now, "buy_reserve", cmd.symbol, shares, price, -cost)
         return Reply(txn, "BUY", True, {
             "symbol": cmd.symbol, "shares": shares, "price": format_cents(price),
@@ -421,10 +418,7 @@ class Engine:
         acct.holdings[cmd.symbol] = held - shares
         entry = Pending(txn, cmd.symbol, shares, price, now)
         acct.pending_sells.append(entry)
-        oldest = self._oldest_pending.get(acct.user)
-        if oldest is None or now < oldest:
-            self._oldest_pending[acct.user] = now
-        heapq.heappush(self._expiries, (entry.expires_at, acct.user, txn))
+        self._track_pending(acct, entry)
         self._record(acct, txn, now, "sell_reserve", cmd.symbol, shares, price, 0)
         return Reply(txn, "SELL", True, {
             "symbol": cmd.symbol, "shares": shares, "price": format_cents(price),
@@ -709,6 +703,13 @@ class Engine:
             acct.doc_parts = None
         self._note_oldest_pending(acct)
         return count
+
+    def _track_pending(self, acct: Account, entry: Pending) -> None:
+        """A new pending entry: due for expiry in 60 s, and the oldest of its user's if so."""
+        oldest = self._oldest_pending.get(acct.user)
+        if oldest is None or entry.created_at < oldest:
+            self._oldest_pending[acct.user] = entry.created_at
+        heapq.heappush(self._expiries, (entry.expires_at, acct.user, entry.txn))
 
     def _note_oldest_pending(self, acct: Account) -> None:
         oldest = None
