@@ -143,6 +143,14 @@ _UPSERT_ACCOUNT = (
     "version = excluded.version, doc = excluded.doc, active = excluded.active "
     "WHERE excluded.version > accounts.version"
 )
+# The same for an account whose newest reply ids change in the batch (most do).
+_UPSERT_ACCOUNT_AND_REPLIES = (
+    "INSERT INTO accounts (user, version, doc, active, reply_ids) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT (user) DO UPDATE SET "
+    "version = excluded.version, doc = excluded.doc, active = excluded.active, "
+    "reply_ids = excluded.reply_ids "
+    "WHERE excluded.version > accounts.version"
+)
 
 # One statement, so atomic: the counter moves to max(counter, floor) + count.
 _RESERVE_TXNS = (
@@ -157,11 +165,6 @@ _MAX_TXN = (
     "coalesce((SELECT value FROM meta WHERE key = 'txn'), 0))"
 )
 
-
-
-def _dumps(doc: dict[str, Any]) -> str:
-    """An account document as JSON text (orjson: the document is rewritten on every commit)."""
-    return orjson.dumps(doc).decode()
 
 
 _loads = orjson.loads
@@ -184,10 +187,6 @@ def _event_from_row(row: tuple[Any, ...]) -> AuditEvent:
     return _make_event(_loads(row[0]))
 
 
-def _account_row(doc: dict[str, Any]) -> tuple[str, int, str, int]:
-    return doc["user"], doc["version"], _dumps(doc), 1 if is_active(doc) else 0
-
-
 def _account(doc: dict[str, Any], txs: list[tuple[Any, ...]],
              newest_replies: list[tuple[int, str, str]]) -> Account:
     return Account.from_doc(doc, list(map(_make_tx, txs)), recent_replies(doc, newest_replies))
@@ -205,28 +204,47 @@ def _newest_replies(conn: sqlite3.Connection, reply_ids: str | None) -> list[tup
 
 
 _user_and_txn = operator.itemgetter(0, 1)
+#: The document's parts that `Account.to_doc` keeps as the same objects until they change.
+_DOC_PARTS = ("holdings", "pending_buys", "pending_sells", "buy_triggers", "sell_triggers")
+_Fragment = orjson.Fragment
 
 
-def _append_replies(conn: sqlite3.Connection, replies: list[tuple[str, int, str, str]]) -> None:
-    """Append reply rows and make them their users' newest (inside the write transaction).
+class _DocumentEncoder:
+    """Account documents as JSON text, reusing each part's encoding while the part is unchanged.
 
-    A user's txns grow from batch to batch, so ids in (user, txn) order within the batch keep
-    the newest by txn last in each list."""
-    replies = sorted(replies, key=_user_and_txn)
-    first = conn.execute(_LAST_REPLY_ID).fetchone()[0] + 1
-    conn.executemany(_INSERT_REPLY, [(first + i, *row) for i, row in enumerate(replies)])
-    users = list(dict.fromkeys(row[0] for row in replies))
-    ids: dict[str, list[int]] = {}
-    for start in range(0, len(users), _USERS_PER_READ):
-        chunk = users[start:start + _USERS_PER_READ]
-        for user, known in conn.execute(
-                f"SELECT user, reply_ids FROM accounts WHERE user IN "
-                f"({', '.join('?' * len(chunk))})", chunk):
-            ids[user] = _loads(known) if known else []
-    for i, row in enumerate(replies):
-        ids.setdefault(row[0], []).append(first + i)
-    conn.executemany(_SET_REPLY_IDS, [(orjson.dumps(user_ids[-RECENT_REPLIES:]).decode(), user)
-                                      for user, user_ids in ids.items()])
+    `Account.to_doc` hands out the same object for a part until the part changes (then a new
+    one, never changed after), so a part that is the object encoded last time for that user is
+    not encoded again: most commits change an account's cash and one part or none, while its
+    holdings and trigger tables make up most of the document's bytes.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        # user -> [part object, its encoding as a Fragment] * len(_DOC_PARTS)
+        self._parts: dict[str, list[Any]] = {}
+
+    def rows(self, docs: Iterable[dict[str, Any]]) -> list[tuple[str, int, str, int]]:
+        """(user, version, document JSON, active) for each document."""
+        dumps = orjson.dumps
+        with self._lock:
+            known = self._parts
+            rows = []
+            for doc in docs:
+                user = doc["user"]
+                cached = known.get(user)
+                if cached is None:
+                    cached = known[user] = [None] * (2 * len(_DOC_PARTS))
+                out = dict(doc)  # same keys in the same order: the text equals dumps(doc)
+                slot = 0
+                for key in _DOC_PARTS:
+                    part = doc[key]
+                    if cached[slot] is not part:
+                        cached[slot] = part
+                        cached[slot + 1] = _Fragment(dumps(part))
+                    out[key] = cached[slot + 1]
+                    slot += 2
+                rows.append((user, doc["version"], dumps(out).decode(), 1 if is_active(doc) else 0))
+            return rows
 
 
 class SqliteStore:
@@ -248,6 +266,11 @@ class SqliteStore:
         # steps of up to 100 ms, which made shards sharing one file wait on each other's
         # commits for far longer than the commits took.
         self._writer_fd = os.open(f"{self.path}.writer", os.O_RDWR | os.O_CREAT, 0o600)
+        self._documents = _DocumentEncoder()
+        # The ids of each user's newest replies, as this instance last committed or read them:
+        # a user's replies are written by one store at a time (its shard's), so this copy saves
+        # reading them back at each commit.
+        self._reply_ids: dict[str, list[int]] = {}
         self._conn = self._connect()
         with self._lock:
             self._write(_create_schema)
@@ -297,12 +320,14 @@ class SqliteStore:
         event_rows = list(_event_rows(batch.events))
         last_event_txn = max((row[0] for row in event_rows), default=0)
         tx_rows = [(user, idx, *rec) for user, idx, rec in batch.transactions]
-        replies = batch.replies
-        account_rows = list(map(_account_row, batch.accounts))
+        # A user's txns grow from batch to batch, so ids given in (user, txn) order keep each
+        # user's newest reply by txn last in its list.
+        replies = sorted(batch.replies, key=_user_and_txn)
+        account_rows = self._documents.rows(batch.accounts)
 
-        def write(conn: sqlite3.Connection) -> None:
+        def write(conn: sqlite3.Connection) -> dict[str, list[int]] | None:
             if conn.execute(_RECORD_BATCH, (batch.key,)).rowcount == 0:
-                return  # committed before: a replay
+                return None  # committed before: a replay
             # Audit and transactions before the documents, as in the MongoDB adapter (here it
             # only matters for which statement a failure interrupts: none survive).
             if event_rows:
@@ -310,13 +335,54 @@ class SqliteStore:
                 conn.execute(_RAISE_EVENT_TXN, (last_event_txn,))
             if tx_rows:
                 conn.executemany(_INSERT_TX, tx_rows)
+            newest = self._append_replies(conn, replies) if replies else {}
+            unlisted = set(newest)
             if account_rows:
-                conn.executemany(_UPSERT_ACCOUNT, account_rows)
-            if replies:  # after the documents: a new account's row lists its first replies
-                _append_replies(conn, replies)
+                # A new account's row lists its first replies; a document that is not newer
+                # than the stored one leaves its row alone, and its replies are listed below.
+                with_replies = [(*row, orjson.dumps(newest[row[0]]).decode())
+                                for row in account_rows if row[0] in newest]
+                if with_replies and conn.executemany(
+                        _UPSERT_ACCOUNT_AND_REPLIES, with_replies).rowcount == len(with_replies):
+                    unlisted.difference_update(row[0] for row in with_replies)
+                conn.executemany(_UPSERT_ACCOUNT, [row for row in account_rows
+                                                   if row[0] not in newest])
+            if unlisted:
+                conn.executemany(_SET_REPLY_IDS, [(orjson.dumps(newest[user]).decode(), user)
+                                                  for user in unlisted])
+            return newest
 
         with self._lock:
-            self._write(write)
+            newest = self._write(write)
+            if newest:  # only once committed: a failed batch leaves the copy as it was
+                self._reply_ids.update(newest)
+
+    def _append_replies(self, conn: sqlite3.Connection, replies: list[tuple[str, int, str, str]]
+                        ) -> dict[str, list[int]]:
+        """Append reply rows (inside the write transaction); returns the ids of each of their
+        users' newest replies once the batch is committed."""
+        first = conn.execute(_LAST_REPLY_ID).fetchone()[0] + 1
+        conn.executemany(_INSERT_REPLY, [(first + i, *row) for i, row in enumerate(replies)])
+        known = self._reply_ids
+        unknown = [user for user in dict.fromkeys(row[0] for row in replies) if user not in known]
+        read: dict[str, list[int]] = {}
+        for start in range(0, len(unknown), _USERS_PER_READ):
+            chunk = unknown[start:start + _USERS_PER_READ]
+            for user, ids in conn.execute(
+                    f"SELECT user, reply_ids FROM accounts WHERE user IN "
+                    f"({', '.join('?' * len(chunk))})", chunk):
+                read[user] = _loads(ids) if ids else []
+        newest: dict[str, list[int]] = {}
+        for i, row in enumerate(replies):
+            user = row[0]
+            ids = newest.get(user)
+            if ids is None:
+                ids = newest[user] = list(known.get(user) or read.get(user, ()))
+            ids.append(first + i)
+        for user, ids in newest.items():
+            if len(ids) > RECENT_REPLIES:
+                newest[user] = ids[-RECENT_REPLIES:]
+        return newest
 
     def reserve_txns(self, count: int, floor: int = 0) -> int:
         """Reserve `count` txns above `floor` and above all reserved before; returns the first."""
@@ -355,6 +421,7 @@ class SqliteStore:
                     return None
                 txs = conn.execute(_SELECT_TXS, (user,)).fetchall()
                 replies = _newest_replies(conn, row[1])
+                self._reply_ids.setdefault(user, _loads(row[1]) if row[1] else [])
             finally:
                 conn.execute("COMMIT")
         return _account(_loads(row[0]), txs, replies)

@@ -10,7 +10,7 @@ import sqlite3
 
 import pytest
 
-from server.shards.account import RECENT_REPLIES
+from server.shards.account import PART_HOLDINGS, RECENT_REPLIES
 from server.shards.audit_events import AuditEvent
 from server.store.port import Batch
 from server.store.sqlite import SqliteStore
@@ -18,6 +18,7 @@ from tests.store.samples import (
     T0,
     answer,
     batch_for,
+    busy_account,
     command_event,
     every_kind_of_event,
     idle_account,
@@ -115,6 +116,56 @@ def test_an_account_row_lists_only_its_users_newest_replies(store, path):
     assert listed["amy"] == [t for t in range(1, 3 * RECENT_REPLIES) if t % 3][-RECENT_REPLIES:]
     assert listed["bob"] == [t for t in range(1, 3 * RECENT_REPLIES) if not t % 3]
     assert [t for t, _, _ in store.load_account("amy").recent] == listed["amy"]
+
+
+def test_replies_committed_after_reopening_follow_those_listed_before(path):
+    amy = idle_account("amy")
+    first = SqliteStore(path)
+    for txn in range(1, 11):
+        answer(amy, txn)
+        amy.version += 1
+        first.commit_batch(batch_for(amy, replies=[("amy", *reply(txn, "amy"))]))
+    first.close()
+
+    second = SqliteStore(path)
+    try:
+        for txn in range(11, 21):
+            answer(amy, txn)
+            amy.version += 1
+            second.commit_batch(batch_for(amy, replies=[("amy", *reply(txn, "amy"))]))
+        assert listed_reply_txns(path)["amy"] == list(range(21 - RECENT_REPLIES, 21))
+    finally:
+        second.close()
+
+
+def test_replies_of_a_document_not_newer_than_the_stored_one_are_still_listed(store, path):
+    amy = idle_account("amy", version=5)
+    answer(amy, 1)
+    store.commit_batch(batch_for(amy, replies=[("amy", *reply(1, "amy"))]))
+    stale = idle_account("amy", version=5)
+
+    store.commit_batch(batch_for(stale, replies=[("amy", *reply(2, "amy"))]))
+
+    assert listed_reply_txns(path)["amy"] == [1, 2]
+    assert store.load_account("amy").version == 5
+
+
+def test_a_changed_part_of_a_document_is_stored_while_the_unchanged_ones_are_reused(store):
+    amy = busy_account("amy")
+    store.commit_batch(Batch(accounts=[amy.to_doc()]))
+    amy.holdings["NEW"] = 4
+    amy.parts_changed((PART_HOLDINGS,))
+    amy.cash += 1
+    amy.version += 1
+
+    store.commit_batch(Batch(accounts=[amy.to_doc()]))
+
+    loaded = store.load_account("amy")
+    assert loaded.holdings == {"ABC": 10, "XYZ": 3, "NEW": 4}
+    assert loaded.cash == amy.cash
+    assert loaded.buy_triggers == amy.buy_triggers
+    assert loaded.sell_triggers == amy.sell_triggers
+    assert loaded.pending_buys == amy.pending_buys
 
 
 def create_old_reply_table(path, user: str, txns: range) -> None:
