@@ -172,19 +172,53 @@ _make_tx = TxRecord._make
 _make_event = AuditEvent._make
 
 
-def _event_rows(events: Iterable[AuditEvent]) -> Iterator[tuple[Any, ...]]:
+def _event_rows(events: Iterable[AuditEvent]) -> list[tuple[Any, ...]]:
+    """Audit-log rows for `events`: the events of one command (consecutive, with the same txn,
+    user and server and seqs following on) share a row whose value is a JSON array of them; any
+    other event is a row of its own, its value the event's fields as one JSON array.
+
+    A row sorts by its first event: seqs are the user's own counter, so no other event of the
+    same txn and user falls between a row's first and last (events with seq <= 0, those of a
+    user without an account, are never put together).
+    """
     dumps = orjson.dumps
+    rows: list[tuple[Any, ...]] = []
+    group: list[tuple[Any, ...]] = []
+    head: tuple[Any, ...] = ()
+    last_seq = 0
     for event in events:
         user = event[_USER]
         if user is None:
             user = ""
         elif not user:
             raise ValueError("an audit event's user is a non-empty id or None")
-        yield event[_TXN], user, event[_SEQ], event[_SERVER], dumps(tuple(event))
+        seq = event[_SEQ]
+        if group and seq == last_seq + 1 and event[_TXN] == head[0] and user == head[1] \
+                and event[_SERVER] == head[3]:
+            group.append(tuple(event))
+            last_seq = seq
+            continue
+        if group:
+            rows.append((*head, dumps(group) if len(group) > 1 else dumps(group[0])))
+            group = []
+        head = (event[_TXN], user, seq, event[_SERVER])
+        if seq > 0:
+            group = [tuple(event)]
+            last_seq = seq
+        else:
+            rows.append((*head, dumps(tuple(event))))
+    if group:
+        rows.append((*head, dumps(group) if len(group) > 1 else dumps(group[0])))
+    return rows
 
 
-def _event_from_row(row: tuple[Any, ...]) -> AuditEvent:
-    return _make_event(_loads(row[0]))
+def _events_of_rows(rows: Iterable[tuple[Any, ...]]) -> Iterator[AuditEvent]:
+    for (value,) in rows:
+        fields = _loads(value)
+        if type(fields[0]) is list:  # a command's events
+            yield from map(_make_event, fields)
+        else:
+            yield _make_event(fields)
 
 
 def _account(doc: dict[str, Any], txs: list[tuple[Any, ...]],
@@ -317,7 +351,7 @@ class SqliteStore:
             return
         # Rows are made before the write lock is taken: shards sharing the file wait for each
         # other's commits, so the lock is held only for SQLite's own work.
-        event_rows = list(_event_rows(batch.events))
+        event_rows = _event_rows(batch.events)
         last_event_txn = max((row[0] for row in event_rows), default=0)
         tx_rows = [(user, idx, *rec) for user, idx, rec in batch.transactions]
         # A user's txns grow from batch to batch, so ids given in (user, txn) order keep each
@@ -460,7 +494,7 @@ class SqliteStore:
             else:
                 rows = conn.execute(
                     f"{_SELECT_EVENTS} WHERE user = ? ORDER BY txn, seq, server", (user,))
-            yield from map(_event_from_row, _fetch_all(rows))
+            yield from _events_of_rows(_fetch_all(rows))
 
     def close(self) -> None:
         with self._lock:

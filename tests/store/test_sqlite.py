@@ -415,3 +415,50 @@ def test_another_batch_with_other_events_is_written(store):
     store.commit_batch(Batch(events=[command_event(2, "amy", 2)]))
 
     assert list(store.iter_events()) == [command_event(1, "amy", 1), command_event(2, "amy", 2)]
+
+
+def audit_rows(path) -> int:
+    with sqlite3.connect(path) as conn:
+        count = conn.execute("SELECT count(*) FROM audit_log").fetchone()[0]
+    conn.close()
+    return count
+
+
+def test_the_events_of_one_command_share_a_row_of_the_log(store, path):
+    events = every_kind_of_event(9, "alice") + every_kind_of_event(10, "alice")
+    events = [e._replace(seq=seq) for seq, e in enumerate(events, 1)]
+
+    store.commit_batch(Batch(events=events))
+
+    assert audit_rows(path) == 2
+    assert list(store.iter_events()) == events
+
+
+def test_events_of_a_user_without_an_account_keep_rows_of_their_own_in_order(store, path):
+    first = [AuditEvent("userCommand", 5, -2, T0, "shard-0", "ghost", command="QUOTE"),
+             AuditEvent("errorEvent", 5, -1, T0, "shard-0", "ghost", message="no account")]
+    store.commit_batch(Batch(events=first))
+    store.commit_batch(Batch(events=first))
+
+    assert audit_rows(path) == 4
+    assert [e.seq for e in store.iter_events()] == [-2, -2, -1, -1]
+
+
+def test_events_that_do_not_follow_on_start_rows_of_their_own(store, path):
+    events = [command_event(3, "amy", 1), command_event(3, "amy", 3),
+              command_event(3, "bob", 4), command_event(4, "bob", 5),
+              AuditEvent("userCommand", 4, 6, T0, "shard-1", "bob", command="ADD", funds=100)]
+
+    store.commit_batch(Batch(events=events))
+
+    assert audit_rows(path) == 5
+    assert list(store.iter_events()) == events
+
+
+def test_a_later_event_of_the_same_command_sorts_after_its_first_row(store):
+    buy = [command_event(7, "amy", 1), command_event(7, "amy", 2)]
+    later = [command_event(8, "amy", 3), command_event(7, "amy", 4)]  # an expiry of txn 7
+    store.commit_batch(Batch(events=buy))
+    store.commit_batch(Batch(events=later))
+
+    assert [(e.txn, e.seq) for e in store.iter_events("amy")] == [(7, 1), (7, 2), (7, 4), (8, 3)]
