@@ -21,6 +21,13 @@ log = logging.getLogger("daytrade.up")
 
 
 def _parser() -> argparse.ArgumentParser:
+    from server.quotes.legacy_client import (
+        DEFAULT_HEDGE_AFTER,
+        DEFAULT_HEDGE_BUDGET,
+        DEFAULT_MAX_REQUESTS,
+        HEDGE_RESERVE,
+    )
+
     ap = argparse.ArgumentParser(prog="daytrade up", description=main.__doc__)
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=4000, help="TCP port (0: any free port)")
@@ -35,6 +42,19 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--quote-prices", metavar="FILE",
                     help="JSON {SYM: cents} the embedded simulator quotes (re-read on change)")
     ap.add_argument("--quote-timeout", type=float, default=5.0, help="seconds per quote fetch")
+    ap.add_argument("--quote-hedge-after", type=_at_least(float, 0.0), default=DEFAULT_HEDGE_AFTER,
+                    metavar="S",
+                    help="seconds without a reply before a quote fetch sends its next, identical "
+                         "request (hedging; default %(default)g; the legacy server's fast "
+                         "replies take ~10 ms on an idle machine, its slow ones 1-4 s)")
+    ap.add_argument("--quote-max-requests", type=_at_least(int, 1), default=DEFAULT_MAX_REQUESTS,
+                    metavar="N",
+                    help="requests per quote fetch at most, hedges included (default %(default)s)")
+    ap.add_argument("--quote-hedge-budget", type=_at_least(float, 1.0),
+                    default=DEFAULT_HEDGE_BUDGET, metavar="R",
+                    help="quote requests per fetch on average at most, hedges included: a shard "
+                         f"sends no hedge that would take it over R x fetches + {HEDGE_RESERVE:g} "
+                         "(default %(default)g)")
     ap.add_argument("--redis-url", help="a Redis server (default: start a private one)")
     ap.add_argument("--no-redis", action="store_true", help="run without any Redis")
     ap.add_argument("--mongo-url", help="store state in MongoDB instead of SQLite")
@@ -53,6 +73,19 @@ def _parser() -> argparse.ArgumentParser:
                     help="commands a connection may send at once above --rate-limit")
     ap.add_argument("--log-level", default="WARNING")
     return ap
+
+
+def _at_least(kind: type, low: float) -> Any:
+    """An argparse type: a `kind` (int or float) not below `low`."""
+
+    def parse(text: str) -> Any:
+        value = kind(text)
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low:g}, not {text}")
+        return value
+
+    parse.__name__ = kind.__name__  # argparse names the type in its error messages
+    return parse
 
 
 class Simulator:
@@ -144,6 +177,9 @@ def _serve(args: argparse.Namespace, data_dir: Path, store_url: str, quote_host:
                            dump_dir=str(data_dir / "dumps"), quote_host=quote_host,
                            quote_port=quote_port, redis_url=redis_url,
                            quote_timeout=args.quote_timeout,
+                           quote_hedge_after=args.quote_hedge_after,
+                           quote_max_requests=args.quote_max_requests,
+                           quote_hedge_budget=args.quote_hedge_budget,
                            sweep_interval=args.sweep_interval, log_level=args.log_level,
                            crash_at=os.environ.get("DAYTRADE_CRASH_AT") if i == int(
                                os.environ.get("DAYTRADE_CRASH_SHARD", "-1")) else None)

@@ -163,7 +163,12 @@ class QuoteCache:
         """Counters: hits_local, hits_redis, fetches (quote-server fetches started), failures
         (fetches that gave no quote), coalesced (callers that joined a lookup in flight),
         lock_waits (lookups that waited for another shard's fetch), redis_errors, redis_up,
-        requests_sent (connections to the quote server, hedges included)."""
+        requests_sent (connections to the quote server, hedges included), and the quote client's
+        other counters (hedges, fetch durations: LegacyQuoteClient.counters) prefixed `client_`."""
+        counters = getattr(self._client, "counters", None)
+        client = {} if counters is None else {
+            f"client_{name}": n for name, n in counters().items()
+            if name not in ("fetches", "failures", "requests_sent")}
         return {
             "hits_local": self.hits_local,
             "hits_redis": self.hits_redis,
@@ -174,6 +179,7 @@ class QuoteCache:
             "redis_errors": self.redis_errors,
             "redis_up": self._redis_ready(),
             "requests_sent": getattr(self._client, "requests_sent", 0),
+            **client,
         }
 
     def close(self) -> Deferred[None]:

@@ -1,10 +1,24 @@
 """Client of the legacy quote server: one TCP connection per request, a timeout, and hedging.
 
-A fetch opens a connection and sends `SYM,user\\n`. If no valid reply has come after
-`hedge_after` seconds (or the attempt failed), a second, identical request goes out on a new
-connection; the first valid reply wins and the other attempt is aborted. The fetch fails with
-QuoteUnavailable when every attempt failed or `timeout` seconds passed. Replies are parsed strictly
-(`parse_quote_reply`): anything unexpected counts as a failed attempt.
+A fetch opens a connection and sends `SYM,user\\n`. If no valid reply has come `hedge_after`
+seconds after the latest attempt went out (or an attempt failed), another, identical request goes
+out on a new connection, up to `max_requests` in all; the first valid reply wins and the other
+attempts are aborted. The fetch fails with QuoteUnavailable when every attempt failed or `timeout`
+seconds passed. Replies are parsed strictly (`parse_quote_reply`): anything unexpected counts as a
+failed attempt.
+
+Why hedge: the legacy server answers about two thirds of requests after ~10 ms and the rest only
+after 1-4 s, independently per request, so a fetch stays slow only when every one of its attempts
+is (1/3 with one attempt, 1/9 with two, 1/27 with three). How early to hedge depends on
+how late a fast reply arrives on a loaded machine, not only on the server's 10 ms
+(DEFAULT_HEDGE_AFTER).
+
+Hedges are capped by a budget, whatever the server does: every fetch earns `hedge_budget - 1`
+extra requests (hedges and retries after a failed attempt), plus a reserve of `HEDGE_RESERVE` to
+start with, and a hedge the budget cannot pay for is not sent (the fetch waits for the attempts it
+has). So `requests_sent <= hedge_budget * fetches + HEDGE_RESERVE` always holds, even when a slow
+server makes every attempt outlast `hedge_after`, where hedging without a cap would multiply the
+load on a server that is already struggling.
 """
 
 from __future__ import annotations
@@ -19,6 +33,26 @@ from twisted.python.failure import Failure
 from protocol.money import parse_cents
 from protocol.quote import PriceQuote
 from server.quotes.errors import QuoteUnavailable
+
+#: Seconds without a reply before a fetch sends its next attempt. The legacy server's fast replies
+#: take ~10 ms on an idle machine, but on a busy one (final_2019 at --rate 10000 on 2 cores) only
+#: 16 % of fetches ended within 25 ms and 39 % within 50 ms in one run with other load on the
+#: machine: a hedge after 30 ms (3 requests at most) fired for fast replies too, spent the budget,
+#: and measured worse in runs without other load too (p99 980-1281 ms against 634 ms).
+DEFAULT_HEDGE_AFTER = 0.25
+
+#: Requests per fetch at most, hedges included.
+DEFAULT_MAX_REQUESTS = 2
+
+#: Requests per fetch on average at most, hedges included (see the module's docstring).
+DEFAULT_HEDGE_BUDGET = 1.45
+
+#: Extra requests a client may send beyond its budget (a burst allowance: the first fetches of a
+#: quiet client may hedge too).
+HEDGE_RESERVE = 10.0
+
+#: Upper bounds (ms) of the buckets of `LegacyQuoteClient.fetch_ms` (the last bucket is open).
+FETCH_MS_BUCKETS = (25, 50, 100, 250, 1_000, 2_000)
 
 _TIMESTAMP = re.compile(r"[0-9]{1,16}")
 _MAX_REPLY = 1024
@@ -63,7 +97,10 @@ class LegacyQuoteClient:
     """Fetches quotes from the legacy quote server at host:port.
 
     Counters: `fetches` (calls of `fetch`), `requests_sent` (connections opened, hedges
-    included), `failures` (fetches that ended in QuoteUnavailable).
+    included), `failures` (fetches that ended in QuoteUnavailable), `hedges` (extra requests
+    sent, on the timer or after a failed attempt), `hedges_won` (fetches won by an extra
+    request), `hedges_refused` (extra requests the budget did not allow), `fetch_ms` (fetches
+    that ended within each bound of FETCH_MS_BUCKETS, and beyond the last).
     """
 
     def __init__(
@@ -72,10 +109,13 @@ class LegacyQuoteClient:
         port: int,
         *,
         timeout: float = 5.0,
-        hedge_after: float = 0.05,
-        max_requests: int = 2,
+        hedge_after: float = DEFAULT_HEDGE_AFTER,
+        max_requests: int = DEFAULT_MAX_REQUESTS,
+        hedge_budget: float = DEFAULT_HEDGE_BUDGET,
         reactor: IReactorTCP | None = None,
     ) -> None:
+        if hedge_after < 0 or max_requests < 1 or hedge_budget < 1:
+            raise ValueError("need hedge_after >= 0, max_requests >= 1 and hedge_budget >= 1")
         if reactor is None:
             from twisted.internet import reactor as default_reactor
 
@@ -85,10 +125,41 @@ class LegacyQuoteClient:
         self.timeout = timeout
         self.hedge_after = hedge_after
         self.max_requests = max_requests
+        self.hedge_budget = hedge_budget
         self._reactor = reactor
         self.fetches = 0
         self.requests_sent = 0
         self.failures = 0
+        self.hedges = 0
+        self.hedges_won = 0
+        self.hedges_refused = 0
+        self.fetch_ms = [0] * (len(FETCH_MS_BUCKETS) + 1)
+
+    def counters(self) -> dict[str, int]:
+        """The counters as flat numbers (fetch_ms as `fetch_le_25ms` ... `fetch_over_2000ms`)."""
+        out = {"fetches": self.fetches, "requests_sent": self.requests_sent,
+               "failures": self.failures, "hedges": self.hedges, "hedges_won": self.hedges_won,
+               "hedges_refused": self.hedges_refused}
+        for bound, n in zip(FETCH_MS_BUCKETS, self.fetch_ms):
+            out[f"fetch_le_{bound}ms"] = n
+        out[f"fetch_over_{FETCH_MS_BUCKETS[-1]}ms"] = self.fetch_ms[-1]
+        return out
+
+    def _fetch_ended(self, seconds: float) -> None:
+        ms = seconds * 1000
+        for i, bound in enumerate(FETCH_MS_BUCKETS):
+            if ms <= bound:
+                self.fetch_ms[i] += 1
+                return
+        self.fetch_ms[-1] += 1
+
+    def may_hedge(self) -> bool:
+        """Whether the budget pays for one more extra request now (counted if it does not)."""
+        allowed = (self.hedges + 1
+                   <= (self.hedge_budget - 1) * self.fetches + HEDGE_RESERVE)
+        if not allowed:
+            self.hedges_refused += 1
+        return allowed
 
     def fetch(self, symbol: str, user: str) -> Deferred[PriceQuote]:
         """One fresh quote (fresh=True) for `symbol` in the name of `user`.
@@ -119,23 +190,30 @@ class _Fetch:
         self._deadline: IDelayedCall | None = clock.callLater(client.timeout, self._time_out)
         self._hedge: IDelayedCall | None = None
         self._clock = clock
+        self._started = clock.seconds()
         self._start_attempt()
 
     def _start_attempt(self) -> None:
         attempt = _Attempt(self)
         self._attempts.append(attempt)
+        if len(self._attempts) > 1:
+            self._client.hedges += 1
         attempt.connector = self._client._connect(attempt)
         if len(self._attempts) < self._client.max_requests and not self.result.called:
             self._hedge = self._clock.callLater(self._client.hedge_after, self._hedge_now)
 
     def _hedge_now(self) -> None:
         self._hedge = None
-        self._start_attempt()
+        if self._client.may_hedge():
+            self._start_attempt()
 
     def attempt_succeeded(self, attempt: _Attempt, quote: PriceQuote) -> None:
         if self.result.called:
             return
+        if attempt is not self._attempts[0]:
+            self._client.hedges_won += 1
         self._finish(attempt)
+        self._client._fetch_ended(self._clock.seconds() - self._started)
         self.result.callback(quote)
 
     def attempt_failed(self, attempt: _Attempt, error: str) -> None:
@@ -146,8 +224,10 @@ class _Fetch:
         if self._hedge is not None:  # don't wait for the hedge timer: try again now
             self._hedge.cancel()
             self._hedge = None
-            self._start_attempt()
-        elif self._failed == len(self._attempts):
+            if self._client.may_hedge():
+                self._start_attempt()
+                return
+        if self._failed == len(self._attempts):
             self._fail(f"all {self._failed} requests failed; last: {error}")
 
     def _time_out(self) -> None:
@@ -157,6 +237,7 @@ class _Fetch:
     def _fail(self, reason: str) -> None:
         self._finish(None)
         self._client.failures += 1
+        self._client._fetch_ended(self._clock.seconds() - self._started)
         self.result.errback(Failure(QuoteUnavailable(self.symbol, reason)))
 
     def _finish(self, winner: _Attempt | None) -> None:

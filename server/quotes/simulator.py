@@ -55,6 +55,13 @@ REQUEST_IDLE_TIMEOUT_S = 30.0
 
 DEFAULT_PORT = 4444
 
+#: Connections the kernel queues for the simulator to accept (Twisted's default is 50). Every
+#: quote request is a new connection and shards open hundreds within a few ms when every cached
+#: quote expires at once: with 50, the queue overflowed while the simulator waited for a core, the
+#: kernel dropped those SYNs and the clients only retried them after the 1 s and 3 s SYN
+#: retransmission timeouts (final_2019 at --rate 10000: 202 listen overflows, 4 fetches timed out).
+LISTEN_BACKLOG = 1024
+
 _log = Logger()
 
 
@@ -180,10 +187,12 @@ class QuoteSimulator:
         self._next_request = 0
 
     def listen(
-        self, reactor: IReactorTCP, port: int, interface: str = "127.0.0.1"
+        self, reactor: IReactorTCP, port: int, interface: str = "127.0.0.1",
+        backlog: int = LISTEN_BACKLOG,
     ) -> IListeningPort:
         """Start serving on `interface:port` (0 picks a free port: see `getHost().port`)."""
-        return reactor.listenTCP(port, _QuoteServerFactory(self, reactor), interface=interface)
+        return reactor.listenTCP(port, _QuoteServerFactory(self, reactor), backlog=backlog,
+                                 interface=interface)
 
     def reply_line(self, symbol: str, user: str, at_ms: int) -> bytes:
         """The reply to `symbol,user` at Unix time `at_ms`, newline included."""
@@ -297,6 +306,8 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--seed", type=int, default=0, help="seed of prices, keys and latencies")
     p.add_argument("--prices", metavar="FILE", help='JSON {"SYM": cents}, re-read on change')
+    p.add_argument("--backlog", type=int, default=LISTEN_BACKLOG,
+                   help="connections queued for accept (default %(default)s)")
     return p
 
 
@@ -308,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
 
     simulator = QuoteSimulator(seed=args.seed, latency=args.latency, prices_file=args.prices)
     try:
-        port = simulator.listen(reactor, args.port)
+        port = simulator.listen(reactor, args.port, backlog=args.backlog)
     except CannotListenError as e:
         print(f"daytrade quotes: cannot listen on {args.port}: {e.socketError}", file=sys.stderr)
         return 1

@@ -15,6 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from server.quotes.legacy_client import (
+    DEFAULT_HEDGE_AFTER,
+    DEFAULT_HEDGE_BUDGET,
+    DEFAULT_MAX_REQUESTS,
+)
+
 if TYPE_CHECKING:
     from server.shards.service import ShardService
 
@@ -33,7 +39,9 @@ class ShardConfig:
     quote_port: int
     redis_url: str | None = None
     quote_timeout: float = 5.0
-    quote_hedge_after: float = 0.25
+    quote_hedge_after: float = DEFAULT_HEDGE_AFTER
+    quote_max_requests: int = DEFAULT_MAX_REQUESTS
+    quote_hedge_budget: float = DEFAULT_HEDGE_BUDGET
     sweep_interval: float = 2.0
     crash_at: str | None = None  # "after_apply" | "after_commit": fault injection for tests
     log_level: str = "WARNING"
@@ -76,7 +84,9 @@ def run_shard(config: ShardConfig, sock: socket.socket) -> None:
     store = open_store(config.store_url)
     client = LegacyQuoteClient(config.quote_host, config.quote_port,
                                timeout=config.quote_timeout,
-                               hedge_after=config.quote_hedge_after, reactor=reactor)
+                               hedge_after=config.quote_hedge_after,
+                               max_requests=config.quote_max_requests,
+                               hedge_budget=config.quote_hedge_budget, reactor=reactor)
     quotes = QuoteCache(client, config.redis_url, reactor=reactor)
     service: ShardService | None = None
 

@@ -113,7 +113,8 @@ class LegacyClientTest(TestCase):
     async def _fails_on(self, reply: bytes, *, close: bool = True) -> None:
         server = ScriptedQuoteServer([Behaviour(reply=reply, close=close)])
         port = server.listen(self)
-        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=1.0)
+        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=1.0,
+                                   max_requests=2)
         started = time.monotonic()
         with pytest.raises(QuoteUnavailable) as caught:
             await client.fetch("ABC", "bob")
@@ -152,7 +153,8 @@ class LegacyClientTest(TestCase):
         await self._fails_on(b"1" * 5000, close=False)
 
     async def test_a_refused_connection_is_quote_unavailable(self):
-        client = LegacyQuoteClient("127.0.0.1", _closed_port(), timeout=5.0, hedge_after=1.0)
+        client = LegacyQuoteClient("127.0.0.1", _closed_port(), timeout=5.0, hedge_after=1.0,
+                                   max_requests=2)
         with pytest.raises(QuoteUnavailable):
             await client.fetch("ABC", "bob")
         assert (client.requests_sent, client.failures) == (2, 1)
@@ -160,7 +162,8 @@ class LegacyClientTest(TestCase):
     async def test_a_silent_server_times_out_within_the_bound(self):
         server = ScriptedQuoteServer([Behaviour(reply=None)])
         port = server.listen(self)
-        client = LegacyQuoteClient("127.0.0.1", port, timeout=0.3, hedge_after=0.1)
+        client = LegacyQuoteClient("127.0.0.1", port, timeout=0.3, hedge_after=0.1,
+                                   max_requests=2)
         started = time.monotonic()
         with pytest.raises(QuoteUnavailable) as caught:
             await client.fetch("ABC", "bob")
@@ -178,7 +181,8 @@ class LegacyClientTest(TestCase):
             ]
         )
         port = server.listen(self)
-        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=0.05)
+        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=0.05,
+                                   max_requests=2)
         quote = await client.fetch("ABC", "bob")
         assert (quote.price, quote.cryptokey) == (200, "fast")
         assert (client.fetches, client.requests_sent, client.failures) == (1, 2, 0)
@@ -199,7 +203,8 @@ class LegacyClientTest(TestCase):
             ]
         )
         port = server.listen(self)
-        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=0.05)
+        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=0.05,
+                                   max_requests=2)
         quote = await client.fetch("ABC", "bob")
         assert quote.cryptokey == "first"
         assert client.requests_sent == 2
@@ -215,7 +220,8 @@ class LegacyClientTest(TestCase):
     async def test_cancelling_a_fetch_aborts_its_connections(self):
         server = ScriptedQuoteServer([Behaviour(reply=None)])
         port = server.listen(self)
-        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=0.05)
+        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=0.05,
+                                   max_requests=2)
         d = client.fetch("ABC", "bob")
         await wait_until(lambda: server.connections == 2 and len(server.requests) == 2)
         d.cancel()

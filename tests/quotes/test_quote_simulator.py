@@ -16,11 +16,13 @@ import pytest
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred
 from twisted.internet.protocol import ClientFactory, Protocol
+from twisted.internet.testing import MemoryReactor
 from twisted.trial.unittest import TestCase
 
 from server.quotes.legacy_client import parse_quote_reply
 from server.quotes.simulator import (
     LEGACY_LATENCY_TABLE,
+    LISTEN_BACKLOG,
     Latency,
     QuoteSimulator,
     legacy_delay_ms,
@@ -120,6 +122,16 @@ def test_latency_specs_parse():
 def test_bad_latency_specs_are_rejected(spec):
     with pytest.raises(ValueError):
         Latency.parse(spec)
+
+
+def test_the_simulator_listens_with_a_deep_accept_queue():
+    # Every request is a connection of its own: a burst must not overflow the kernel's queue
+    # (Twisted's default of 50 did when every cached quote expired at once).
+    memory = MemoryReactor()
+    QuoteSimulator().listen(memory, 0)
+    QuoteSimulator().listen(memory, 0, backlog=7)
+    assert [server[2] for server in memory.tcpServers] == [LISTEN_BACKLOG, 7]
+    assert LISTEN_BACKLOG >= 1024
 
 
 # -- over TCP -------------------------------------------------------------------------------------
