@@ -41,9 +41,10 @@ WAL_RETRY_S = 0.005
 # batch on a page of its own (clustering the events by txn cost 3 times the CPU of appending, and
 # twice the commit time). Readers sort instead (SQLite's sorter, ~1 us an event), DUMPLOG being
 # rare. An event's fields are one JSON array: binding 15 columns per row cost 4 times as much as
-# binding its 4 sort columns and one value. `user` is '' for an event without one (a valid user id
-# is never empty). The highest txn of the log is kept in `meta` ('event_txn'), as the log has no
-# txn order to find it in. Replays are recognised by the batch key (`batches`).
+# binding its 4 sort columns and one value; the events of one command share a row (an array of
+# such arrays, sorted by its first event: see _event_rows). `user` is '' for an event without one
+# (a valid user id is never empty). The highest txn of the log is kept in `meta` ('event_txn'),
+# as the log has no txn order to find it in. Replays are recognised by the batch key (`batches`).
 # Transactions are rowid rows with a small unique index on (user, idx) for loading and replays.
 # Replies are appended too (`reply_log`), and an account row lists the ids of its user's newest
 # (`reply_ids`, a JSON array), which a load reads by id: replies clustered by (user, txn) made
