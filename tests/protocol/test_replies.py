@@ -91,6 +91,7 @@ def test_pushed_event_has_event_instead_of_ok_and_round_trips(name):
     "", "not json", "[1,2]", '"text"', '{"txn":1}', '{"ok":true}', '{"ok":true,"result":[]}',
     '{"ok":false}', '{"ok":false,"error":"x"}', '{"ok":false,"error":{"message":"m"}}',
     '{"ok":false,"error":{"code":"no_such_code","message":"m"}}', '{"event":5}',
+    '{"ok":false,"error":{"code":7,"message":"m"}}', '{"ok":false,"error":{"code":["busy"]}}',
 ])
 def test_decode_refuses_lines_that_are_not_replies_or_events(line):
     with pytest.raises(DecodeError):
