@@ -138,18 +138,12 @@ _MIGRATE_REPLY_IDS = (
     f"WHERE reply_log.user = accounts.user ORDER BY id DESC LIMIT {RECENT_REPLIES}))"
 )
 
+# reply_ids NULL: the account's newest replies did not change in the batch.
 _UPSERT_ACCOUNT = (
-    "INSERT INTO accounts (user, version, doc, active) VALUES (?, ?, ?, ?) "
-    "ON CONFLICT (user) DO UPDATE SET "
-    "version = excluded.version, doc = excluded.doc, active = excluded.active "
-    "WHERE excluded.version > accounts.version"
-)
-# The same for an account whose newest reply ids change in the batch (most do).
-_UPSERT_ACCOUNT_AND_REPLIES = (
     "INSERT INTO accounts (user, version, doc, active, reply_ids) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT (user) DO UPDATE SET "
     "version = excluded.version, doc = excluded.doc, active = excluded.active, "
-    "reply_ids = excluded.reply_ids "
+    "reply_ids = coalesce(excluded.reply_ids, accounts.reply_ids) "
     "WHERE excluded.version > accounts.version"
 )
 
@@ -375,13 +369,10 @@ class SqliteStore:
             if account_rows:
                 # A new account's row lists its first replies; a document that is not newer
                 # than the stored one leaves its row alone, and its replies are listed below.
-                with_replies = [(*row, orjson.dumps(newest[row[0]]).decode())
-                                for row in account_rows if row[0] in newest]
-                if with_replies and conn.executemany(
-                        _UPSERT_ACCOUNT_AND_REPLIES, with_replies).rowcount == len(with_replies):
-                    unlisted.difference_update(row[0] for row in with_replies)
-                conn.executemany(_UPSERT_ACCOUNT, [row for row in account_rows
-                                                   if row[0] not in newest])
+                rows = [(*row, orjson.dumps(newest[row[0]]).decode() if row[0] in newest
+                         else None) for row in account_rows]
+                if conn.executemany(_UPSERT_ACCOUNT, rows).rowcount == len(rows):
+                    unlisted.difference_update(row[0] for row in account_rows)
             if unlisted:
                 conn.executemany(_SET_REPLY_IDS, [(orjson.dumps(newest[user]).decode(), user)
                                                   for user in unlisted])
