@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import sqlite3
+from contextlib import closing
 
 import pytest
 
@@ -462,3 +463,84 @@ def test_a_later_event_of_the_same_command_sorts_after_its_first_row(store):
     store.commit_batch(Batch(events=later))
 
     assert [(e.txn, e.seq) for e in store.iter_events("amy")] == [(7, 1), (7, 2), (7, 4), (8, 3)]
+
+
+def many_users_batch(count: int, version: int = 1) -> Batch:
+    """One batch of `count` users, each with a document, a transaction, an event and a reply."""
+    users = [f"u{i:03d}" for i in range(count)]
+    return Batch(accounts=[idle_account(user, cash=100 + i, version=version).to_doc()
+                           for i, user in enumerate(users)],
+                 transactions=[(user, 0, tx(i + 1)) for i, user in enumerate(users)],
+                 events=[command_event(i + 1, user, 1) for i, user in enumerate(users)],
+                 replies=[(user, *reply(i + 1, user)) for i, user in enumerate(users)])
+
+
+@pytest.mark.parametrize("count", [1, 63, 64, 65, 200])
+def test_a_batch_of_any_size_writes_every_row(store, count):
+    store.commit_batch(many_users_batch(count))
+
+    loaded = [store.load_account(f"u{i:03d}") for i in range(count)]
+    assert [account.cash for account in loaded] == [100 + i for i in range(count)]
+    assert [account.transactions for account in loaded] == [[tx(i + 1)] for i in range(count)]
+    assert [[t for t, _, _ in account.recent] for account in loaded] == [[i + 1]
+                                                                         for i in range(count)]
+    assert [(e.txn, e.user) for e in store.iter_events()] == [(i + 1, f"u{i:03d}")
+                                                              for i in range(count)]
+
+
+def test_replies_of_stale_documents_in_a_large_batch_are_still_listed(store, path):
+    store.commit_batch(many_users_batch(10, version=5))
+    batch = many_users_batch(100, version=5)  # the first 10 are not newer than the stored ones
+    batch = Batch(key="second", accounts=batch.accounts, replies=[
+        (user, txn + 1_000, line, json) for user, txn, line, json in batch.replies])
+
+    store.commit_batch(batch)
+
+    listed = listed_reply_txns(path)
+    assert listed["u000"] == [1, 1_001]
+    assert listed["u099"] == [1_100]
+
+
+def reply_ids_of(path) -> list[int]:
+    with sqlite3.connect(path) as conn:
+        ids = [row[0] for row in conn.execute("SELECT id FROM reply_log ORDER BY id")]
+    conn.close()
+    return ids
+
+
+def test_two_stores_on_one_file_give_their_replies_distinct_ids(path):
+    first, second = SqliteStore(path), SqliteStore(path)
+    amy, bob = idle_account("amy"), idle_account("bob")
+    try:
+        for txn in range(1, 6):
+            for store, account in ((first, amy), (second, bob)):
+                answer(account, txn)
+                account.version += 1
+                store.commit_batch(batch_for(account, replies=[
+                    (account.user, *reply(txn, account.user))]))
+
+        assert len(set(reply_ids_of(path))) == 10
+        assert [t for t, _, _ in first.load_account("bob").recent] == [1, 2, 3, 4, 5]
+        assert [t for t, _, _ in second.load_account("amy").recent] == [1, 2, 3, 4, 5]
+    finally:
+        first.close()
+        second.close()
+
+
+def test_reply_ids_continue_above_those_of_a_file_written_without_the_counter(path):
+    amy = idle_account("amy")
+    answer(amy, 1)
+    with closing(SqliteStore(path)) as store:
+        store.commit_batch(batch_for(amy, replies=[("amy", *reply(1, "amy"))]))
+    with sqlite3.connect(path) as conn:
+        conn.execute("DELETE FROM meta WHERE key = 'reply_id'")
+        conn.execute("UPDATE reply_log SET id = 1000000")
+        conn.execute("UPDATE accounts SET reply_ids = '[1000000]'")
+    conn.close()
+
+    answer(amy, 2)
+    amy.version += 1
+    with closing(SqliteStore(path)) as store:
+        store.commit_batch(batch_for(amy, replies=[("amy", *reply(2, "amy"))]))
+        assert [t for t, _, _ in store.load_account("amy").recent] == [1, 2]
+    assert reply_ids_of(path)[0] == 1_000_000 and reply_ids_of(path)[1] > 1_000_000
