@@ -7,7 +7,7 @@ server assigns one). `line()` renders the command in canonical form without its 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from protocol.money import format_cents
@@ -200,7 +200,7 @@ class DumpLog(TradingCommand):
 @dataclass(frozen=True, slots=True)
 class Auth(Command):
     NAME: ClassVar[str] = "AUTH"
-    token: str
+    token: str = field(repr=False)  # secrets stay out of reprs, and so out of logs
     txn: int | None = None
 
     def line(self) -> str:
@@ -211,11 +211,8 @@ class Auth(Command):
 class Login(Command):
     NAME: ClassVar[str] = "LOGIN"
     user: str
-    password: str
+    password: str = field(repr=False)
     txn: int | None = None
-
-    def __repr__(self) -> str:  # never print a password
-        return f"Login(user={self.user!r}, password='***', txn={self.txn!r})"
 
     def line(self) -> str:
         return f"LOGIN,{self.user},***"
@@ -225,11 +222,8 @@ class Login(Command):
 class Passwd(Command):
     NAME: ClassVar[str] = "PASSWD"
     user: str
-    password: str
+    password: str = field(repr=False)
     txn: int | None = None
-
-    def __repr__(self) -> str:
-        return f"Passwd(user={self.user!r}, password='***', txn={self.txn!r})"
 
     def line(self) -> str:
         return f"PASSWD,{self.user},***"
