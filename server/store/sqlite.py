@@ -386,8 +386,8 @@ class SqliteStore:
         """Write the whole batch in one transaction; returns after the commit is durable."""
         if not batch:
             return
-        # Rows are made before the write lock is taken: shards sharing the file wait for each
-        # other's commits, so the lock is held only for SQLite's own work.
+        # Rows, statements and their parameters are all made before the write lock is taken:
+        # shards sharing the file queue for it, so it is held for SQLite's own work alone.
         event_rows = _event_rows(batch.events)
         last_event_txn = max((row[0] for row in event_rows), default=0)
         tx_rows = [(user, idx, *rec) for user, idx, rec in batch.transactions]
@@ -395,8 +395,6 @@ class SqliteStore:
         # user's newest reply by txn last in its list.
         replies = sorted(batch.replies, key=_user_and_txn)
         reply_rows, newest = self._reply_rows(replies) if replies else ([], {})
-        # Statements and their parameters are made before the write lock too: the lock is the
-        # one both shards' commits queue for, so it is held for SQLite's own work alone.
         statements: list[tuple[str, list[Any] | tuple[Any, ...]]] = []
         # Audit and transactions before the documents, as in the MongoDB adapter (here it only
         # matters for which statement a failure interrupts: none survive).
@@ -429,9 +427,9 @@ class SqliteStore:
             return newest
 
         with self._lock:
-            newest = self._write(write)
-            if newest:  # only once committed: a failed batch leaves the copy as it was
-                self._reply_ids.update(newest)
+            listed = self._write(write)
+            if listed:  # only once committed: a failed batch leaves the copy as it was
+                self._reply_ids.update(listed)
 
     def _reply_rows(self, replies: list[tuple[str, int, str, str]]
                     ) -> tuple[list[tuple[Any, ...]], dict[str, list[int]]]:
