@@ -124,16 +124,10 @@ _TX_COLUMNS = ", ".join(TxRecord._fields)
 _INSERT_TXS = f"INSERT OR IGNORE INTO transactions (user, idx, {_TX_COLUMNS}) VALUES "
 _SELECT_TXS = f"SELECT {_TX_COLUMNS} FROM transactions WHERE user = ? ORDER BY idx"
 
-# Each store instance takes reply ids from a block it reserves (one statement, so atomic), so
-# that a commit's rows are made before it takes the write lock; the floor covers files written
-# before the counter existed.
-_RESERVE_REPLY_IDS = (
-    "INSERT INTO meta (key, value) "
-    "VALUES ('reply_id', (SELECT coalesce(max(id), 0) FROM reply_log) + :count) "
-    "ON CONFLICT (key) DO UPDATE SET "
-    "value = max(value, (SELECT coalesce(max(id), 0) FROM reply_log)) + :count "
-    "RETURNING value"
-)
+# Each store instance takes reply ids from a block it reserves (`meta` 'reply_id'), so that a
+# commit's rows are made before it takes the write lock; the floor covers files written before
+# the counter existed.
+_LAST_REPLY_ID = "SELECT coalesce(max(id), 0) FROM reply_log"
 #: Reply ids reserved at a time (a block costs one small write transaction).
 REPLY_IDS_PER_RESERVE = 65_536
 _INSERT_REPLIES = "INSERT INTO reply_log (id, user, txn, line, reply) VALUES "
@@ -159,9 +153,9 @@ _UPSERT_ACCOUNTS_TAIL = (
     "WHERE excluded.version > accounts.version"
 )
 
-# One statement, so atomic: the counter moves to max(counter, floor) + count.
-_RESERVE_TXNS = (
-    "INSERT INTO meta (key, value) VALUES ('txn', :floor + :count) "
+# One statement, so atomic: the counter `key` moves to max(counter, floor) + count.
+_RESERVE = (
+    "INSERT INTO meta (key, value) VALUES (:key, :floor + :count) "
     "ON CONFLICT (key) DO UPDATE SET value = max(value, :floor) + :count "
     "RETURNING value"
 )
@@ -171,7 +165,6 @@ _MAX_TXN = (
     "SELECT max(coalesce((SELECT value FROM meta WHERE key = 'event_txn'), 0), "
     "coalesce((SELECT value FROM meta WHERE key = 'txn'), 0))"
 )
-
 
 
 #: Rows one INSERT statement carries: a multi-row VALUES list costs SQLite's per-statement work
@@ -469,8 +462,8 @@ class SqliteStore:
         reserved in the file when this instance's runs out."""
         if self._reply_id_next + count > self._reply_id_end:
             size = max(count, REPLY_IDS_PER_RESERVE)
-            last = self._write(lambda conn: conn.execute(
-                _RESERVE_REPLY_IDS, {"count": size}).fetchone()[0])
+            last = self._write(lambda conn: _reserve(
+                conn, "reply_id", size, conn.execute(_LAST_REPLY_ID).fetchone()[0]))
             self._reply_id_next, self._reply_id_end = last - size + 1, last + 1
         first = self._reply_id_next
         self._reply_id_next += count
@@ -481,8 +474,7 @@ class SqliteStore:
         if count < 1:
             raise ValueError(f"count must be at least 1, got {count}")
         with self._lock:
-            last = self._write(lambda conn: conn.execute(
-                _RESERVE_TXNS, {"floor": floor, "count": count}).fetchone()[0])
+            last = self._write(lambda conn: _reserve(conn, "txn", count, floor))
         return last - count + 1
 
     def max_txn(self) -> int:
@@ -560,6 +552,11 @@ class SqliteStore:
             if self._writer_fd >= 0:
                 os.close(self._writer_fd)
                 self._writer_fd = -1
+
+
+def _reserve(conn: sqlite3.Connection, key: str, count: int, floor: int) -> int:
+    """Move counter `key` past `floor` and on by `count`; returns its new value (the last)."""
+    return conn.execute(_RESERVE, {"key": key, "count": count, "floor": floor}).fetchone()[0]
 
 
 def _enable_wal(conn: sqlite3.Connection) -> None:
