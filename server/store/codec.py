@@ -1,0 +1,117 @@
+"""The bytes of journal records and snapshots: what a shard writes and reads back.
+
+A record is the inputs of one batch's engine calls and the audit events they produced. The two
+halves are compressed apart, so DUMPLOG decompresses only the events. Measured on a sample of
+final_2019 in batches of 270: 330 bytes of JSON a command, 64 after zlib level 1, encoded in
+about 3.7 us a command (level 6 saves 13 more bytes for 3 us more).
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections import deque
+from typing import Any
+
+import orjson
+
+from server.shards.account import RECENT_REPLIES, Account, BuyTrigger, Pending, SellTrigger
+from server.shards.audit_events import AuditEvent, TxRecord
+
+#: Leads every record: the format's name and version, so a file of another kind is refused.
+MAGIC = b"DTJ1"
+_HEADER = struct.Struct(">4sII")  # magic, crc32 of the rest, length of the inputs part
+_LEVEL = 1
+
+
+class CorruptRecord(ValueError):
+    """A record whose bytes are not what was written (its checksum or format is wrong)."""
+
+
+def encode_record(inputs: list[Any], events: list[AuditEvent]) -> bytes:
+    """A record of a batch: its inputs (plain JSON data) and its audit events."""
+    inputs_z = zlib.compress(orjson.dumps(inputs), _LEVEL)
+    events_z = zlib.compress(orjson.dumps([tuple(e) for e in events]), _LEVEL)
+    body = inputs_z + events_z
+    return _HEADER.pack(MAGIC, zlib.crc32(body), len(inputs_z)) + body
+
+
+def _parts(data: bytes) -> tuple[memoryview, memoryview]:
+    if len(data) < _HEADER.size:
+        raise CorruptRecord(f"a record of {len(data)} bytes is shorter than its header")
+    magic, crc, inputs_len = _HEADER.unpack_from(data)
+    if magic != MAGIC:
+        raise CorruptRecord(f"not a journal record (starts {bytes(magic)!r})")
+    body = memoryview(data)[_HEADER.size:]
+    if zlib.crc32(body) != crc or inputs_len > len(body):
+        raise CorruptRecord("the record's checksum does not match its bytes")
+    return body[:inputs_len], body[inputs_len:]
+
+
+def decode_inputs(data: bytes) -> list[Any]:
+    """The inputs of a record."""
+    return orjson.loads(zlib.decompress(_parts(data)[0]))
+
+
+def decode_events(data: bytes) -> list[AuditEvent]:
+    """The audit events of a record, in the order the shard made them."""
+    new = tuple.__new__
+    return [new(AuditEvent, e) for e in orjson.loads(zlib.decompress(_parts(data)[1]))]
+
+
+# --- snapshots ------------------------------------------------------------------------------
+
+
+def account_doc(acct: Account) -> dict[str, Any]:
+    """An account's state without its transaction records, as plain data made of new objects
+    (a snapshot thread encodes it while the shard goes on changing the account)."""
+    return {
+        "user": acct.user,
+        "cash": acct.cash,
+        "holdings": dict(acct.holdings),
+        "pending_buys": [[p.txn, p.symbol, p.shares, p.price, p.created_at]
+                         for p in acct.pending_buys],
+        "pending_sells": [[p.txn, p.symbol, p.shares, p.price, p.created_at]
+                          for p in acct.pending_sells],
+        "buy_triggers": {s: [t.reserved, t.price] for s, t in acct.buy_triggers.items()},
+        "sell_triggers": {s: [t.amount, t.price, t.reserved_shares]
+                          for s, t in acct.sell_triggers.items()},
+        "last_txn": acct.last_txn,
+        "event_seq": acct.event_seq,
+        # Replies are immutable; the thread renders them.
+        "recent": list(acct.recent),
+    }
+
+
+def encode_account(doc: dict[str, Any]) -> bytes:
+    """`account_doc`'s result as bytes (on the snapshot thread: replies rendered here)."""
+    doc = dict(doc)
+    doc["recent"] = [[txn, line, reply if type(reply) is str else reply.to_json()]
+                     for txn, line, reply in doc["recent"]]
+    return orjson.dumps(doc)
+
+
+def encode_tx_records(records: list[TxRecord]) -> bytes:
+    """A chunk of transaction records."""
+    return zlib.compress(orjson.dumps([tuple(r) for r in records]), _LEVEL)
+
+
+def decode_account(doc: bytes, chunks: list[bytes]) -> Account:
+    """An account from its snapshot doc and the chunks of its transaction records."""
+    d = orjson.loads(doc)
+    new = tuple.__new__
+    transactions = [new(TxRecord, r) for chunk in chunks
+                    for r in orjson.loads(zlib.decompress(chunk))]
+    return Account(
+        user=d["user"],
+        cash=d["cash"],
+        holdings=d["holdings"],
+        pending_buys=[Pending(*p) for p in d["pending_buys"]],
+        pending_sells=[Pending(*p) for p in d["pending_sells"]],
+        buy_triggers={s: BuyTrigger(*t) for s, t in d["buy_triggers"].items()},
+        sell_triggers={s: SellTrigger(*t) for s, t in d["sell_triggers"].items()},
+        transactions=transactions,
+        last_txn=d["last_txn"],
+        recent=deque((tuple(r) for r in d["recent"]), maxlen=RECENT_REPLIES),
+        event_seq=d["event_seq"],
+    )
