@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import itertools
 import sys
 import time
 import zlib
@@ -139,13 +140,9 @@ def _replay(lines: Iterable[str], price: PriceFn, step_ms: int, sweep_ms: int, d
     counts: dict[tuple[str | None, ErrorCode | None], int] = {}
     now = START_MS
     next_sweep = now + sweep_ms
-    extra_txn = 10**12  # server-assigned txns for trigger firings, above any workload txn
+    # server-assigned txns for trigger firings, above any workload txn
+    firing_txns = itertools.count(10**12 + 1)
     events = 0
-
-    def next_txn() -> int:
-        nonlocal extra_txn
-        extra_txn += 1
-        return extra_txn
 
     started = time.perf_counter()
     n = 0
@@ -159,7 +156,7 @@ def _replay(lines: Iterable[str], price: PriceFn, step_ms: int, sweep_ms: int, d
                 q = cache.get(symbol)  # book.get(), its common case inlined: a usable cached quote
                 if q is None or q.fresh or now >= q.quote_time + QUOTE_LIFETIME_MS:
                     q = book.get(symbol, user, now)
-                result.triggers_fired += engine.fire_triggers(q, now, next_txn)
+                result.triggers_fired += len(engine.fire_triggers(q, now, firing_txns))
             next_sweep = now + sweep_ms
         try:
             cmd = parse_request(line)

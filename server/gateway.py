@@ -38,7 +38,7 @@ from server.auth import (
 from server.shard_pool import ShardPool
 from server.shards.channel import write_now
 from server.shards.service import now_ms, shard_of
-from server.store.port import Store
+from server.store.journal_port import Directory
 
 log = logging.getLogger("daytrade.gateway")
 security = logging.getLogger("daytrade.security")
@@ -59,16 +59,16 @@ class GatewaySettings:
 
 
 class TxnAllocator:
-    """Txns for lines that came without one: one above every txn seen, this run or before it.
+    """The one allocator of txns in the system: for lines that came without one, and for the
+    shards' trigger firings; each is above every txn seen, this run or before it.
 
-    Kept in memory, so assigning one never waits for the store; `start` is the highest txn the
-    store knows (its audit log and its txn counter). The gateway publishes `max_seen` into the
-    store's counter now and then, so the blocks shards reserve for trigger firings stay above it.
+    Kept in memory, so assigning one never waits for the store; `start` is the highest txn in
+    any shard's journal. A txn given to a shard's firing is above every command the gateway had
+    routed before, and the channel to the shard keeps order, so the firing runs after those.
     """
 
     def __init__(self, start: int = 0) -> None:
         self.max_seen = start
-        self.published = start
 
     def seen(self, txn: int) -> None:
         if txn > self.max_seen:
@@ -78,11 +78,17 @@ class TxnAllocator:
         self.max_seen += 1
         return self.max_seen
 
+    def reserve(self, count: int) -> int:
+        """`count` consecutive fresh txns; returns the first."""
+        first = self.max_seen + 1
+        self.max_seen += count
+        return first
+
 
 class StoreThread:
-    """Runs blocking store calls (and password hashing) on one thread of its own."""
+    """Runs blocking directory calls (and password hashing) on one thread of its own."""
 
-    def __init__(self, open_store: Callable[[], Store]) -> None:
+    def __init__(self, open_store: Callable[[], Directory]) -> None:
         self._open = open_store
         self._local = threading.local()
         self._pool = ThreadPool(1, 1, name="daytrade-store")
@@ -472,16 +478,24 @@ class ClientConnection(Protocol):
             self._error(cmd.txn, cmd.NAME, E.FORBIDDEN, f"{self.user} may not change the "
                                                          f"password of {cmd.user}")
             return
-        d = self.gw.store.call(_change_password, cmd.user, cmd.password)
 
-        def done(exists: bool) -> None:
-            if exists:
-                security.info("password of %s changed by %s", cmd.user, self.role)
-                self._ok(cmd, {"user": cmd.user})
-            else:
+        def exists(answers: list[Any], code: str | None) -> None:
+            if code is not None:
+                self._error(cmd.txn, cmd.NAME, E.INTERNAL, f"{cmd.NAME} failed inside the server")
+            elif not answers[0]["exists"]:
                 self._error(cmd.txn, cmd.NAME, E.UNKNOWN_USER, f"no account for user {cmd.user}")
+            else:
+                d = self.gw.store.call(_set_password, cmd.user, cmd.password)
+                d.addCallbacks(done, self._internal_failure, errbackArgs=(cmd,))
 
-        d.addCallbacks(done, self._internal_failure, errbackArgs=(cmd,))
+        def done(_: Any) -> None:
+            security.info("password of %s changed by %s", cmd.user, self.role)
+            self._ok(cmd, {"user": cmd.user})
+
+        # The shard that owns the user knows whether the account exists.
+        index = shard_of(cmd.user, self.gw.pool.count)
+        if not self.gw.pool.submit(index, "A", (cmd.user,), exists, cmd.txn, cmd.NAME):
+            self._error(cmd.txn, cmd.NAME, E.BUSY, "the shard's queue is full; retry later")
 
     def _stats(self, cmd: c.Stats) -> None:
         def done(shards: list[dict[str, Any]]) -> None:
@@ -521,19 +535,13 @@ class ClientConnection(Protocol):
 # --- store work, run on the store thread -----------------------------------------------------
 
 
-def _check_login(store: Store, user: str, password: str) -> str:
+def _check_login(store: Directory, user: str, password: str) -> str:
     stored = store.get_password_hash(user)
     if stored is None:
         return "no_password"
     return "ok" if verify_password(password, stored) else "wrong"
 
 
-def _set_password(store: Store, user: str, password: str) -> None:
+def _set_password(store: Directory, user: str, password: str) -> None:
     store.set_password_hash(user, hash_password(password))
 
-
-def _change_password(store: Store, user: str, password: str) -> bool:
-    if not store.account_exists(user):
-        return False
-    store.set_password_hash(user, hash_password(password))
-    return True

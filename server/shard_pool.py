@@ -51,10 +51,12 @@ class ShardPool:
     """All shard workers of one gateway."""
 
     def __init__(self, configs: list[ShardConfig], reactor: Any, *,
-                 on_event: Callable[[str, str], None], queue_limit: int = 50_000) -> None:
+                 on_event: Callable[[str, str], None], queue_limit: int = 50_000,
+                 reserve_txns: Callable[[int], int] | None = None) -> None:
         self._reactor = reactor
         self._shards = [_Shard(cfg) for cfg in configs]
         self._on_event = on_event
+        self.reserve_txns = reserve_txns
         self._req_ids = 0
         self.queue_limit = queue_limit
         self._stopping = False
@@ -149,12 +151,15 @@ class ShardPool:
         self._req_ids += 1
         req_id = self._req_ids
         shard.inflight[req_id] = (sink, txn, cmd)
-        message = (kind, req_id, *payload)
+        self._send(index, (kind, req_id, *payload))
+        return True
+
+    def _send(self, index: int, message: tuple[Any, ...]) -> None:
+        shard = self._shards[index]
         if shard.connected and shard.channel is not None:
             shard.channel.send(message)
         else:
             shard.waiting.append(message)
-        return True
 
     def _on_batch(self, index: int, batch: list[tuple[Any, ...]]) -> None:
         inflight = self._shards[index].inflight
@@ -177,6 +182,8 @@ class ShardPool:
                     sink(lines, None)
             elif kind == "E":
                 on_event(msg[1], msg[2])
+            elif kind == "T":  # txns for a shard's trigger firings, on the same ordered channel
+                self._send(index, ("T", msg[1], self.reserve_txns(msg[2])))
             elif kind == "S":
                 entry = pop(msg[1], None)
                 if entry is not None:

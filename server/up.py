@@ -31,8 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="daytrade up", description=main.__doc__)
     ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     ap.add_argument("--port", type=int, default=4000, help="TCP port (0: any free port)")
-    ap.add_argument("--shards", type=int, default=os.cpu_count() or 2,
-                    help="shard worker processes (default: number of cores)")
+    ap.add_argument("--shards", type=_at_least(int, 1), default=None,
+                    help="shard worker processes; fixed when the data is made (default: the "
+                         "data's own count, or the number of cores for new data)")
     ap.add_argument("--data-dir", default="daytrade-data", help="SQLite, token, dumps, logs")
     ap.add_argument("--quote-server", metavar="HOST:PORT",
                     help="a legacy quote server (default: start the simulator)")
@@ -58,8 +59,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--redis-url", help="a Redis server (default: start a private one)")
     ap.add_argument("--no-redis", action="store_true", help="run without any Redis")
     ap.add_argument("--mongo-url", help="store state in MongoDB instead of SQLite")
-    ap.add_argument("--sweep-interval", type=float, default=2.0,
+    ap.add_argument("--sweep-interval", type=_at_least(float, 0.05), default=2.0,
                     help="seconds between trigger sweeps (default 2)")
+    ap.add_argument("--snapshot-interval", type=_at_least(float, 0.05), default=5.0,
+                    help="seconds between a shard's background snapshots; a restart replays "
+                         "the journal written since the newest one (default 5)")
     ap.add_argument("--idle-timeout", type=float, default=15 * 60.0,
                     help="seconds before an idle connection is closed (default 900)")
     ap.add_argument("--max-in-flight", type=int, default=2_000,
@@ -134,12 +138,28 @@ def main(argv: list[str] | None = None) -> int:
     security.setLevel(logging.INFO)
 
     from server.auth import write_operator_token
-    from server.store.factory import open_store
+    from server.store.factory import open_directory
+    from server.store.journal_port import PartitionMismatch
+    from server.store.legacy import LegacyData, migrate_if_needed
 
     cleanups: list[Any] = []
     try:
-        store_url = args.mongo_url or str(data_dir / "daytrade.sqlite")
-        open_store(store_url).close()  # create the schema once, before the shards race to it
+        location = args.mongo_url or str(data_dir)
+        try:
+            migrate_if_needed(location, args.shards)
+        except LegacyData as exc:
+            print(f"daytrade up: {exc}", file=sys.stderr)
+            return 2
+        directory = open_directory(location)
+        try:
+            made_with = directory.partitions()
+            args.shards = args.shards or made_with or os.cpu_count() or 2
+            directory.claim_partitions(args.shards)
+        except PartitionMismatch as exc:
+            print(f"daytrade up: {exc}", file=sys.stderr)
+            return 2
+        finally:
+            directory.close()
         if args.quote_server:
             qhost, _, qport = args.quote_server.rpartition(":")
             quote_host, quote_port = qhost or "127.0.0.1", int(qport)
@@ -156,58 +176,45 @@ def main(argv: list[str] | None = None) -> int:
             cleanups.append(redis.stop)
             redis_url = redis.url
         token, token_path = write_operator_token(data_dir)
-        return _serve(args, data_dir, store_url, quote_host, quote_port, redis_url, token,
+        return _serve(args, data_dir, location, quote_host, quote_port, redis_url, token,
                       token_path)
     finally:
         for cleanup in reversed(cleanups):
             cleanup()
 
 
-def _serve(args: argparse.Namespace, data_dir: Path, store_url: str, quote_host: str,
+def _serve(args: argparse.Namespace, data_dir: Path, location: str, quote_host: str,
            quote_port: int, redis_url: str | None, token: str, token_path: Path) -> int:
     from twisted.internet import reactor
-    from twisted.internet.task import LoopingCall
 
     from server.gateway import Gateway, GatewaySettings, StoreThread, TxnAllocator
     from server.shard_pool import ShardPool
     from server.shards.worker import ShardConfig
-    from server.store.factory import open_store
+    from server.store.factory import open_directory, open_journal
 
-    configs = [ShardConfig(index=i, count=args.shards, store_url=store_url,
+    configs = [ShardConfig(index=i, count=args.shards, store=location,
                            dump_dir=str(data_dir / "dumps"), quote_host=quote_host,
                            quote_port=quote_port, redis_url=redis_url,
                            quote_timeout=args.quote_timeout,
                            quote_hedge_after=args.quote_hedge_after,
                            quote_max_requests=args.quote_max_requests,
                            quote_hedge_budget=args.quote_hedge_budget,
-                           sweep_interval=args.sweep_interval, log_level=args.log_level,
+                           sweep_interval=args.sweep_interval,
+                           snapshot_interval=args.snapshot_interval, log_level=args.log_level,
                            crash_at=os.environ.get("DAYTRADE_CRASH_AT") if i == int(
                                os.environ.get("DAYTRADE_CRASH_SHARD", "-1")) else None)
                for i in range(args.shards)]
+    txns = TxnAllocator(_max_txn(open_journal, location, args.shards))
     gateway_ref: list[Any] = []
     pool = ShardPool(configs, reactor,
-                     on_event=lambda user, ev: gateway_ref[0].push_event(user, ev))
-    txn_store = open_store(store_url)
-    txns = TxnAllocator(max(txn_store.max_txn(), txn_store.reserve_txns(1)))
-    txn_store.close()
+                     on_event=lambda user, ev: gateway_ref[0].push_event(user, ev),
+                     reserve_txns=txns.reserve)
     settings = GatewaySettings(max_in_flight=args.max_in_flight, idle_timeout=args.idle_timeout,
                                rate_limit=args.rate_limit, rate_burst=args.rate_burst)
-    store_thread = StoreThread(lambda: open_store(store_url))
+    store_thread = StoreThread(lambda: open_directory(location))
     gateway = Gateway(pool, store_thread, token, txns, settings, reactor)
     gateway_ref.append(gateway)
 
-    def publish_txns() -> Any:
-        seen = txns.max_seen
-        if seen <= txns.published:
-            return None
-
-        def done(_: Any) -> None:
-            txns.published = max(txns.published, seen)
-
-        return store_thread.call(lambda store: store.reserve_txns(1, seen)).addCallback(done)
-
-    publisher = LoopingCall(publish_txns)
-    publisher.start(1.0, now=False)
     pool.start()
     port = reactor.listenTCP(args.port, gateway, interface=args.host, backlog=1024)
     host = port.getHost()
@@ -225,14 +232,10 @@ def _serve(args: argparse.Namespace, data_dir: Path, store_url: str, quote_host:
             tls_port.stopListening()
         gateway.close_all()
 
-        def stopped(_: Any) -> Any:
-            publisher.stop()
-            return publish_txns()
-
-        def published(_: Any) -> None:
+        def stopped(_: Any) -> None:
             store_thread.stop()
 
-        return pool.stop().addBoth(stopped).addBoth(published)
+        return pool.stop().addBoth(stopped)
 
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     print(f"daytrade listening on {host.host}:{host.port} with {args.shards} shards", flush=True)
@@ -246,3 +249,15 @@ def _serve(args: argparse.Namespace, data_dir: Path, store_url: str, quote_host:
     reactor.run()
     log.info("stopped after %.1f s", time.monotonic() - started)
     return 0
+
+
+def _max_txn(open_journal: Any, location: str, shards: int) -> int:
+    """The highest txn in any shard's journal: the gateway's txns start above it."""
+    highest = 0
+    for index in range(shards):
+        journal = open_journal(location, index)
+        try:
+            highest = max(highest, journal.max_txn())
+        finally:
+            journal.close()
+    return highest

@@ -1,9 +1,9 @@
 """The pure trading engine: every rule of COMMANDS.md, with no sockets, database, clock or quotes.
 
 Time (`now`, Unix ms) and quotes come in as arguments; the engine answers with a `Reply` (or asks
-for what it lacks: `NeedQuote`, `DumpRequest`) and accumulates the effects to persist (changed
-accounts, new transaction records, audit events, pushed events), which the caller takes with
-`drain()` after a batch and commits before releasing the batch's replies.
+for what it lacks: `NeedQuote`, `DumpRequest`) and accumulates audit events and pushed events,
+which the caller takes with `drain()`. The engine knows nothing of how it is stored: the shard
+journals the inputs of its calls, and the same calls replayed give the same state.
 
 Choices the specification leaves open, made as a careful broker would:
 - Authorization is the gateway's job; the engine trusts that the caller may act for the user.
@@ -23,7 +23,7 @@ Choices the specification leaves open, made as a careful broker would:
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable
 from dataclasses import dataclass, fields
 from operator import attrgetter
 from types import SimpleNamespace
@@ -35,11 +35,6 @@ from protocol.money import format_cents
 from protocol.quote import QUOTE_LIFETIME_MS, PriceQuote
 from protocol.replies import PENDING_EXPIRED, TRIGGER_FIRED, PushedEvent, Reply, decode
 from server.shards.account import (
-    PART_BUY_TRIGGERS,
-    PART_HOLDINGS,
-    PART_PENDING_BUYS,
-    PART_PENDING_SELLS,
-    PART_SELL_TRIGGERS,
     PENDING_LIFETIME_MS,
     Account,
     BuyTrigger,
@@ -81,16 +76,11 @@ class DumpRequest:
 
 
 class Effects(NamedTuple):
-    """What a batch changed: persisted together, then the replies and pushes are released.
+    """What the calls since the last drain produced: the audit events (journaled with the
+    batch) and the events to push to the users' sessions once it is durable."""
 
-    `replies` are (user, txn, line, reply JSON) of the state-changing commands, kept by the store
-    for idempotent retries."""
-
-    accounts: list[dict[str, Any]]
-    transactions: list[tuple[str, int, TxRecord]]
     events: list[AuditEvent]
     pushes: list[tuple[str, PushedEvent]]
-    replies: list[tuple[str, int, str, str]]
 
 
 class _Failure(Exception):
@@ -105,27 +95,6 @@ class _Failure(Exception):
 Outcome = Reply | NeedQuote | DumpRequest
 
 
-_ALL_PARTS = (PART_HOLDINGS, PART_PENDING_BUYS, PART_PENDING_SELLS, PART_BUY_TRIGGERS,
-              PART_SELL_TRIGGERS)
-#: The parts of its account's document that a successful state-changing command may change (see
-#: Account.doc_parts): the rest stay rendered. ADD changes only cash, which is not a part.
-_CHANGED_PARTS: dict[type, tuple[int, ...]] = {
-    c.Add: (),
-    c.Buy: (PART_PENDING_BUYS,),
-    c.CommitBuy: (PART_PENDING_BUYS, PART_HOLDINGS),
-    c.CancelBuy: (PART_PENDING_BUYS,),
-    c.Sell: (PART_PENDING_SELLS, PART_HOLDINGS),
-    c.CommitSell: (PART_PENDING_SELLS,),
-    c.CancelSell: (PART_PENDING_SELLS, PART_HOLDINGS),
-    c.SetBuyAmount: (PART_BUY_TRIGGERS,),
-    c.SetBuyTrigger: (PART_BUY_TRIGGERS,),
-    c.CancelSetBuy: (PART_BUY_TRIGGERS,),
-    c.SetSellAmount: (PART_SELL_TRIGGERS, PART_HOLDINGS),
-    c.SetSellTrigger: (PART_SELL_TRIGGERS, PART_HOLDINGS),
-    c.CancelSetSell: (PART_SELL_TRIGGERS, PART_HOLDINGS),
-}
-
-
 class Engine:
     """The trading state of one shard's users and the rules that change it."""
 
@@ -133,7 +102,6 @@ class Engine:
         self.server = server
         self.accounts: dict[str, Account] = {}
         self._events: list[AuditEvent] = []
-        self._dirty: dict[str, Account] = {}
         self._pushes: list[tuple[str, PushedEvent]] = []
         # (expires_at, user, txn): may hold entries already settled; those pop as no-ops.
         self._expiries: list[tuple[int, str, int]] = []
@@ -202,7 +170,6 @@ class Engine:
             return False
         acct = Account(user)
         self.accounts[user] = acct
-        self._dirty[user] = acct
         return True
 
     # --- commands -----------------------------------------------------------------------------
@@ -251,7 +218,6 @@ class Engine:
         self._events.append(_new_tuple(AuditEvent, (
             USER_COMMAND, txn, seq, now, self.server, acct.user, cmd.NAME, audit[0],
             audit[1], audit[2], None, None, None, None, None)))
-        self._dirty[acct.user] = acct
         if quoted:
             if quote is _UNAVAILABLE:
                 return self._fail(acct, cmd, txn, now, E.QUOTE_UNAVAILABLE,
@@ -267,7 +233,6 @@ class Engine:
         if state_changing:
             acct.last_txn = txn
             acct.remember(txn, cmd.line(), outcome)
-            acct.parts_changed(_CHANGED_PARTS.get(ctype, _ALL_PARTS))
         return outcome
 
     def _retry(self, acct: Account, cmd: c.TradingCommand, txn: int, now: int) -> Reply:
@@ -293,7 +258,6 @@ class Engine:
         self._events.append(_new_tuple(AuditEvent, (
             ERROR_EVENT, txn, seq, now, self.server, acct.user, name, audit[0], audit[1],
             audit[2], None, None, None, None, message)))
-        self._dirty[acct.user] = acct
         reply = Reply(txn, name, False, None, code, message)
         if cmd.STATE_CHANGING and code is not E.STALE_TXN:
             acct.last_txn = txn
@@ -671,16 +635,28 @@ class Engine:
         """When the earliest pending entry may expire (Unix ms), for the shard's timer."""
         return self._expiries[0][0] if self._expiries else None
 
-    def expire_due(self, now: int) -> int:
-        """Release every pending entry whose 60 s are over at `now`; returns how many."""
-        count = 0
+    def expire_due(self, now: int, busy: Container[str] = ()) -> list[str]:
+        """Release every pending entry whose 60 s are over at `now`, except those of the users in
+        `busy` (a user whose queued commands were stamped earlier must have them judged first:
+        the caller expires that user with `expire_user` once its queue is empty). Returns the
+        users whose entries were released, in the order they were released."""
+        expired: list[str] = []
         heap = self._expiries
         while heap and heap[0][0] <= now:
             _, user, _ = heapq.heappop(heap)
+            if user in busy:
+                continue
             acct = self.accounts.get(user)
-            if acct is not None:
-                count += self._expire_account(acct, now)
-        return count
+            if acct is not None and self._expire_account(acct, now):
+                expired.append(user)
+        return expired
+
+    def expire_user(self, user: str, now: int) -> int:
+        """Release the user's pending entries whose 60 s are over at `now`; returns how many."""
+        oldest = self._oldest_pending.get(user)
+        if oldest is None or oldest > now - PENDING_LIFETIME_MS:
+            return 0
+        return self._expire_account(self.accounts[user], now)
 
     def _expire_account(self, acct: Account, now: int) -> int:
         count = 0
@@ -700,7 +676,6 @@ class Engine:
                 count += 1
                 self._release(acct, entry, is_buy)
             stack[:] = alive
-            acct.doc_parts = None
         self._note_oldest_pending(acct)
         return count
 
@@ -765,41 +740,48 @@ class Engine:
             bounds = self._bounds[symbol] = (highest_buy, lowest_sell)
         return bounds
 
-    def fire_triggers(self, quote: PriceQuote, now: int, next_txn: Callable[[], int]) -> int:
-        """Fire every armed trigger on `quote.symbol` that the quote crosses; returns how many.
-
-        A fresh (quote-server hit) quote is audited under the first firing's txn; when nothing
-        fires the caller audits it with `audit_quote_hit`.
-        """
+    def crossings(self, quote: PriceQuote, now: int) -> list[tuple[str, bool]]:
+        """The triggers `quote` fires at `now`, in firing order: (user, True for buy)."""
         users = self._armed.get(quote.symbol)
         if not users or not quote.usable_at(now):
-            return 0
-        fired = 0
+            return []
         price = quote.price
         highest_buy, lowest_sell = self._trigger_bounds(quote.symbol, users)
         if (highest_buy is None or price > highest_buy) and (
                 lowest_sell is None or price < lowest_sell):
-            return 0  # crosses no trigger: the loop below would fire nothing and change nothing
+            return []  # the common case: the quote crosses no trigger on its symbol
+        crossed = []
         for user in sorted(users):
             acct = self.accounts[user]
-            fired_before = fired
             btrig = acct.buy_triggers.get(quote.symbol)
             if btrig is not None and btrig.price is not None and price <= btrig.price:
-                txn = next_txn()
-                if fired == 0 and quote.fresh:
-                    self._emit_quote(acct, txn, now, "SET_BUY_TRIGGER", quote)
-                self._fill_buy(acct, quote.symbol, btrig, price, txn, now)
-                fired += 1
+                crossed.append((user, True))
             strig = acct.sell_triggers.get(quote.symbol)
             if (strig is not None and strig.price is not None and strig.reserved_shares
                     and price >= strig.price):
-                txn = next_txn()
-                if fired == 0 and quote.fresh:
-                    self._emit_quote(acct, txn, now, "SET_SELL_TRIGGER", quote)
-                self._fill_sell(acct, quote.symbol, strig, price, txn, now)
-                fired += 1
-            if fired != fired_before:  # most sweeps cross nothing: the armed set is unchanged
-                self._update_armed(acct, quote.symbol)
+                crossed.append((user, False))
+        return crossed
+
+    def fire_triggers(self, quote: PriceQuote, now: int, txns: Iterable[int]) -> list[str]:
+        """Fire the triggers `quote` crosses (`crossings`), each under the next txn of `txns`,
+        as many as there are txns; returns the owners, one per firing.
+
+        A fresh (quote-server hit) quote is audited under the first firing's txn; when nothing
+        fires the caller audits it with `audit_quote_hit`.
+        """
+        fired: list[str] = []
+        symbol = quote.symbol
+        for (user, is_buy), txn in zip(self.crossings(quote, now), txns):
+            acct = self.accounts[user]
+            if not fired and quote.fresh:
+                self._emit_quote(acct, txn, now, "SET_BUY_TRIGGER" if is_buy
+                                 else "SET_SELL_TRIGGER", quote)
+            if is_buy:
+                self._fill_buy(acct, symbol, acct.buy_triggers[symbol], quote.price, txn, now)
+            else:
+                self._fill_sell(acct, symbol, acct.sell_triggers[symbol], quote.price, txn, now)
+            self._update_armed(acct, symbol)
+            fired.append(user)
         return fired
 
     def audit_quote_hit(self, quote: PriceQuote, now: int, txn: int) -> None:
@@ -812,7 +794,6 @@ class Engine:
 
     def _fill_buy(self, acct: Account, symbol: str, trig: BuyTrigger, price: int, txn: int,
                   now: int) -> None:
-        acct.doc_parts = None
         shares = trig.reserved // price
         spent = shares * price
         refund = trig.reserved - spent
@@ -831,7 +812,6 @@ class Engine:
 
     def _fill_sell(self, acct: Account, symbol: str, trig: SellTrigger, price: int, txn: int,
                    now: int) -> None:
-        acct.doc_parts = None
         shares = trig.reserved_shares
         proceeds = shares * price
         del acct.sell_triggers[symbol]
@@ -865,30 +845,14 @@ class Engine:
     # --- effects ------------------------------------------------------------------------------
 
     def drain(self) -> Effects:
-        """Take the effects accumulated since the last drain (the caller commits them)."""
-        docs = []
-        txs: list[tuple[str, int, TxRecord]] = []
-        replies: list[tuple[str, int, str, str]] = []
-        for acct in self._dirty.values():
-            acct.version += 1
-            docs.append(acct.to_doc())
-            start = acct.persisted_tx
-            user = acct.user
-            txs.extend((user, i, acct.transactions[i]) for i in range(start,
-                                                                         len(acct.transactions)))
-            acct.persisted_tx = len(acct.transactions)
-            if acct.new_replies:
-                replies.extend((user, t, line, r if type(r) is str else r.to_json())
-                               for t, line, r in acct.new_replies)
-                acct.new_replies.clear()
-        effects = Effects(docs, txs, self._events, self._pushes, replies)
-        self._dirty = {}
+        """Take the events accumulated since the last drain."""
+        effects = Effects(self._events, self._pushes)
         self._events = []
         self._pushes = []
         return effects
 
     def has_effects(self) -> bool:
-        return bool(self._dirty or self._events or self._pushes)
+        return bool(self._events or self._pushes)
 
     # --- audit helpers ------------------------------------------------------------------------
 
@@ -899,7 +863,6 @@ class Engine:
         self._events.append(_new_tuple(AuditEvent, (
             kind, txn, seq, now, self.server, acct.user, command, symbol, funds, filename, None,
             None, None, action, message)))
-        self._dirty[acct.user] = acct
 
     def _user_command(self, acct: Account, cmd: c.TradingCommand, txn: int, now: int,
                       audit: tuple[Any, Any, Any] | None = None) -> None:
@@ -908,19 +871,16 @@ class Engine:
         self._events.append(_new_tuple(AuditEvent, (
             USER_COMMAND, txn, seq, now, self.server, acct.user, cmd.NAME, symbol, funds,
             filename, None, None, None, None, None)))
-        self._dirty[acct.user] = acct
 
     def _emit_quote(self, acct: Account, txn: int, now: int, command: str,
                     quote: PriceQuote) -> None:
         seq = acct.event_seq = acct.event_seq + 1
         self._events.append(_quote_event(self.server, txn, seq, now, acct.user, command, quote))
-        self._dirty[acct.user] = acct
 
     def _record(self, acct: Account, txn: int, now: int, kind: str, symbol: str | None,
                 shares: int, price: int | None, cash_delta: int) -> None:
         acct.transactions.append(_new_tuple(TxRecord, (txn, now, kind, symbol, shares, price,
                                                        cash_delta)))
-        self._dirty[acct.user] = acct
 
     def _cash_moved(self, acct: Account, txn: int, now: int, kind: str, symbol: str | None,
                     shares: int, price: int | None, cash_delta: int) -> None:
@@ -932,7 +892,6 @@ class Engine:
             ACCOUNT_TRANSACTION, txn, seq, now, self.server, acct.user, None, None,
             abs(cash_delta), None, None, None, None, "add" if cash_delta > 0 else "remove",
             None)))
-        self._dirty[acct.user] = acct
 
 
 # --- module helpers ---------------------------------------------------------------------------

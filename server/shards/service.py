@@ -1,15 +1,18 @@
-"""One shard at work: per-user ordering, quotes, group commit, expiry timers, the trigger sweep.
+"""One shard at work: per-user ordering, quotes, the journal's group commit, expiry, the sweep.
 
 Each user's commands run strictly in order; a command waiting for a quote parks only its own
-user's queue, so a slow quote never holds up another user of the shard. Replies are released only
-after the batch that produced them is committed to the store (group commit): everything executed
-in one reactor turn goes to the store in one write, and a failed write stops the process (the
-gateway answers its in-flight commands `internal` and restarts the shard, which recovers from the
-store).
+user's queue, so a slow quote never holds up another user of the shard. Every engine call is
+made from an input (server/shards/inputs.py) that is kept for the journal; everything applied in
+one reactor turn is appended as one record (group commit) on a thread of its own, and the
+replies of the batch are released only once it is durable. A failed append stops the process:
+the gateway answers its in-flight commands `internal` and restarts the shard, which recovers by
+loading its newest snapshot and replaying the journal after it. Snapshots are taken in the
+background every few seconds, of the accounts changed since the previous one.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import os
 import queue
@@ -32,13 +35,18 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.parser import parse_request
 from protocol.quote import PriceQuote
 from protocol.replies import Reply
+from server.shards import inputs as inp
+from server.shards import recovery
 from server.shards.engine import DumpRequest, Engine, NeedQuote, quote_unavailable
-from server.store.port import Batch, Store
+from server.store import codec
+from server.store.journal_port import JournalFenced, ShardJournal, SnapshotAccount, TxChunk
 
 log = logging.getLogger("daytrade.shard")
 
 #: Key of the parked queue that orders all-users DUMPLOGs among themselves.
 _ALL_USERS = "\x00all"
+#: Exit status of a shard that found another writer of its journal (never restart it blindly).
+EXIT_FENCED = 75
 
 
 def shard_of(user: str, shards: int) -> int:
@@ -50,27 +58,27 @@ def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
 
-class CommitThread:
-    """Runs store commits one after another on a thread of its own, reporting each back to the
-    reactor thread; a plain queue and `callFromThread`, none of a thread pool's per-call work."""
+class SerialWorker:
+    """Runs jobs one after another on a thread of its own, reporting each back to the reactor
+    thread; a plain queue and `callFromThread`, none of a thread pool's per-call work."""
 
-    def __init__(self, commit: Callable[[Batch], None], reactor: Any, name: str) -> None:
-        self._commit = commit
+    def __init__(self, reactor: Any, name: str) -> None:
         self._reactor = reactor
-        self._queue: queue.SimpleQueue[tuple[Batch, Callable[..., None], Callable[..., None],
-                                             tuple[Any, ...]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Callable[[], Any], Callable[..., None],
+                                             Callable[[Failure], None]] | None]
+        self._queue = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._loop, name=name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
 
-    def submit(self, batch: Batch, done: Callable[..., None], failed: Callable[[Failure], None],
-               args: tuple[Any, ...]) -> None:
-        """Commit `batch`; then `done(None, *args)` or `failed(failure)` runs in the reactor."""
-        self._queue.put((batch, done, failed, args))
+    def submit(self, job: Callable[[], Any], done: Callable[[Any], None],
+               failed: Callable[[Failure], None]) -> None:
+        """Run `job()`; then `done(result)` or `failed(failure)` runs in the reactor thread."""
+        self._queue.put((job, done, failed))
 
     def stop(self) -> None:
-        """Finish the commits already submitted, then end the thread."""
+        """Finish the jobs already submitted, then end the thread."""
         if self._thread.is_alive():
             self._queue.put(None)
             self._thread.join()
@@ -81,57 +89,78 @@ class CommitThread:
             item = self._queue.get()
             if item is None:
                 return
-            batch, done, failed, args = item
+            job, done, failed = item
             try:
-                self._commit(batch)
-            except BaseException:  # any failure stops the shard, in the reactor thread
+                result = job()
+            except BaseException:  # reported in the reactor thread, which decides
                 call(failed, Failure())
             else:
-                call(done, None, *args)
+                call(done, result)
 
 
 @dataclass(frozen=True)
 class DumpSettings:
-    """Where DUMPLOG files go and how to open a store connection for the dump thread."""
+    """Where DUMPLOG files go and how the dump thread opens every shard's journal to read."""
 
     dump_dir: Path
-    open_store: Callable[[], Store]
+    open_journal: Callable[[int], ShardJournal]
+
+
+@dataclass(frozen=True, slots=True)
+class _Captured:
+    """The accounts a snapshot writes, copied on the reactor thread as of journal `seq`."""
+
+    seq: int
+    accounts: list[tuple[str, dict[str, Any], int]]  # (user, codec.account_doc, tx count)
+    chunks: list[tuple[str, int, list[Any]]]  # (user, first record's index, records)
 
 
 class ShardService:
     """The engine of one shard, driven by batches of messages from the gateway."""
 
-    def __init__(self, index: int, count: int, engine: Engine, store: Store, quotes: Any,
-                 send: Callable[[tuple[Any, ...]], None], dumps: DumpSettings, *,
-                 reactor: Any, sweep_interval: float = 2.0, clock: Callable[[], int] = now_ms,
-                 crash_at: str | None = None, commit_thread: bool = True) -> None:
+    def __init__(self, index: int, count: int, engine: Engine, journal: ShardJournal,
+                 quotes: Any, send: Callable[[tuple[Any, ...]], None], dumps: DumpSettings, *,
+                 reactor: Any, sweep_interval: float = 2.0, snapshot_interval: float = 5.0,
+                 clock: Callable[[], int] = now_ms, crash_at: str | None = None,
+                 threaded: bool = True, exit: Callable[[int], Any] = os._exit) -> None:
         self.index = index
         self.count = count
         self.engine = engine
-        self.store = store
+        self.journal = journal
         self.quotes = quotes
         self._send = send
         self._dumps = dumps
         self._reactor = reactor
         self._clock = clock
         self._crash_at = crash_at
-        self._loaded: set[str] = set()
-        self._parked: dict[str, deque[tuple[int, int, Any]]] = {}
+        self._threaded = threaded
+        self._exit = exit  # the process's end (tests watch it instead)
+        self._parked: dict[str, deque[tuple[int, int, str, Any]]] = {}
         self._replies: list[tuple[int, Reply]] = []
         self._after_commit: list[tuple[int, DumpRequest]] = []
+        self._inputs: list[list[Any]] = []
+        self._seq = 0  # the last record handed to the journal
         self._flush_call: Any = None
         self._committing = False
         self._flush_again = False
-        self._commit_thread: CommitThread | None = None
-        if commit_thread:
-            self._commit_thread = CommitThread(store.commit_batch, reactor,
-                                               name=f"shard-{index}-commit")
+        self._commits = SerialWorker(reactor, f"shard-{index}-commit")
+        self._snapshots = SerialWorker(reactor, f"shard-{index}-snapshot")
+        # Accounts changed since the last snapshot capture, and per user how many of its
+        # transaction records the snapshots hold (records never change, so only new ones go).
+        self._touched: set[str] = set()
+        self._tx_saved: dict[str, int] = {}
+        self._snapshot_due = False
+        self._snapshotting = False
+        self._snapshot = LoopingCall(self._snapshot_tick)
+        self._snapshot.clock = reactor
+        self._snapshot_interval = snapshot_interval
         self._expiry_call: Any = None
         self._expiry_at: int | None = None
-        self._txn_next = 0
-        self._txn_end = 0
+        self._txn_waits: dict[int, Callable[[int], None]] = {}
+        self._txn_tokens = itertools.count(1)
         self.commands = 0
         self.batches = 0
+        self.replayed = 0
         self.errors: Counter[Any] = Counter()  # by error code, text made only for STATS
         self._sweep = LoopingCall(self.sweep)
         self._sweep.clock = reactor
@@ -141,25 +170,42 @@ class ShardService:
     # --- life cycle ---------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Adopt this shard's accounts that hold pending entries or triggers, start the timers."""
-        if self._commit_thread is not None:
-            self._commit_thread.start()
-        for acct in self.store.load_active_accounts():
-            if shard_of(acct.user, self.count) == self.index and acct.user not in self._loaded:
-                self.engine.load(acct)
-                self._loaded.add(acct.user)
+        """Recover the shard's state from its journal, then start the workers and timers."""
+        self.recover()
+        if self._threaded:
+            self._commits.start()
+            self._snapshots.start()
         self._sweep.start(self._sweep_interval, now=False)
+        self._snapshot.start(self._snapshot_interval, now=False)
         # Entries that expired while the shard was down are released at once.
         self._expire()
 
+    def recover(self) -> None:
+        """Load the newest snapshot and replay the journal after it through the engine."""
+        state = recovery.recover(self.engine, self.journal)
+        self._seq = state.seq
+        self.replayed = state.replayed
+        self._tx_saved = state.tx_saved
+        if state.replayed:  # accounts the tail changed are not in the snapshot yet
+            self._touched.update(self.engine.accounts)
+
     def stop(self) -> None:
-        if self._commit_thread is not None:
-            self._commit_thread.stop()
-        if self._sweep.running:
-            self._sweep.stop()
+        """Stop the timers, finish the appends under way, journal what is left and snapshot."""
+        for loop in (self._sweep, self._snapshot):
+            if loop.running:
+                loop.stop()
         for call in (self._flush_call, self._expiry_call):
             if call is not None and call.active():
                 call.cancel()
+        self._commits.stop()
+        self._snapshots.stop()
+        effects = self.engine.drain()
+        if self._inputs:
+            inputs, self._inputs = self._inputs, []
+            self._seq += 1
+            self._append(self._seq, inputs, effects.events)
+        if self._touched:
+            self._write_snapshot(self._capture(self._seq))
 
     # --- messages from the gateway ------------------------------------------------------------
 
@@ -170,6 +216,12 @@ class ShardService:
                 self._command(msg[1], msg[2], msg[3])
             elif kind == "O":
                 self._open_account(msg[1], msg[2], msg[3])
+            elif kind == "T":
+                wait = self._txn_waits.pop(msg[1], None)
+                if wait is not None:
+                    wait(msg[2])
+            elif kind == "A":
+                self._send(("S", msg[1], {"exists": msg[2] in self.engine.accounts}))
             elif kind == "S":
                 self._send(("S", msg[1], self.stats()))
         self._schedule_flush()
@@ -179,54 +231,61 @@ class ShardService:
         try:
             cmd = parse_request(line)
         except ProtocolError as exc:
-            self._reject(req_id, now, exc)
+            self._reject(req_id, now, line, exc)
             return
         if not cmd.TRADING:
             self._reply(req_id, Reply(cmd.txn, cmd.NAME, False, None, ErrorCode.BAD_REQUEST,
                                       f"{cmd.NAME} is not a trading command"))
             return
         key = cmd.user if cmd.user is not None else _ALL_USERS
-        queue = self._parked.get(key)
-        if queue is not None:
-            queue.append((req_id, now, cmd))
+        waiting = self._parked.get(key)
+        if waiting is not None:
+            waiting.append((req_id, now, line, cmd))
             return
-        self._run(key, req_id, now, cmd)
+        self._run(key, req_id, now, line, cmd)
 
-    def _reject(self, req_id: int, now: int, exc: ProtocolError) -> None:
-        user = exc.user
-        if user is not None:
-            self._ensure_loaded(user)
+    def _reject(self, req_id: int, now: int, line: str, exc: ProtocolError) -> None:
         if exc.txn is None:
-            reply = Reply(None, exc.command, False, None, exc.code, exc.message)
-        else:
-            reply = self.engine.reject(exc.command, user, exc.txn, now, exc.code, exc.message)
-        self._reply(req_id, reply)
+            self._reply(req_id, Reply(None, exc.command, False, None, exc.code, exc.message))
+            return
+        self._inputs.append([inp.COMMAND, now, line, None])
+        if exc.user is not None:
+            self._touched.add(exc.user)
+        self._reply(req_id, self.engine.reject(exc.command, exc.user, exc.txn, now, exc.code,
+                                               exc.message))
 
     def _open_account(self, req_id: int, now: int, user: str) -> None:
-        self._ensure_loaded(user)
         created = self.engine.open_account(user, now)
+        if created:
+            self._inputs.append([inp.OPEN, now, user])
+            self._touched.add(user)
         self._reply(req_id, Reply(None, "LOGIN", True, {"user": user, "created": created}))
 
     # --- running commands in per-user order ---------------------------------------------------
 
-    def _run(self, key: str, req_id: int, now: int, cmd: c.TradingCommand,
-             quote: PriceQuote | None = None) -> bool:
+    def _run(self, key: str, req_id: int, now: int, line: str, cmd: c.TradingCommand) -> bool:
         """Execute; returns False when the command had to park its user's queue."""
-        if cmd.user is not None:
-            self._ensure_loaded(cmd.user)
-        outcome = self.engine.execute(cmd, now, quote)
+        user = cmd.user
+        # Expiry due at the command's stamp is an input of its own: the command itself may wait
+        # for a quote while other inputs are applied.
+        if user is not None and self.engine.expire_user(user, now):
+            self._inputs.append([inp.EXPIRE, now, user])
+            self._touched.add(user)
+        outcome = self.engine.execute(cmd, now)
+        quote = None
         if type(outcome) is NeedQuote:
-            cached = self.quotes.peek(outcome.symbol, now)
-            if cached is not None:
-                outcome = self.engine.execute(cmd, now, cached)
+            quote = self.quotes.peek(outcome.symbol, now)
+            if quote is not None:
+                outcome = self.engine.execute(cmd, now, quote)
         if type(outcome) is NeedQuote:
             # Park first: a cached quote calls back at once, and its callback un-parks.
             self._parked[key] = deque()
             d = self.quotes.get(outcome.symbol, outcome.user, now)
             d.addCallbacks(self._quote_arrived, self._quote_failed,
-                           callbackArgs=(key, req_id, now, cmd),
-                           errbackArgs=(key, req_id, now, cmd))
+                           callbackArgs=(key, req_id, now, line, cmd),
+                           errbackArgs=(key, req_id, now, line, cmd))
             return key not in self._parked
+        self._applied(now, line, user, quote)
         if type(outcome) is DumpRequest:
             self._parked[key] = deque()
             self._after_commit.append((req_id, outcome))
@@ -235,38 +294,48 @@ class ShardService:
         self._reply(req_id, outcome)
         return True
 
-    def _quote_arrived(self, quote: PriceQuote, key: str, req_id: int, now: int,
+    def _applied(self, now: int, line: str, user: str | None, quote: PriceQuote | None) -> None:
+        self._inputs.append([inp.COMMAND, now, line, inp.quote_data(quote)])
+        if user is not None:
+            self._touched.add(user)
+
+    def _quote_arrived(self, quote: PriceQuote, key: str, req_id: int, now: int, line: str,
                        cmd: c.TradingCommand) -> None:
         outcome = self.engine.execute(cmd, now, quote)
         if type(outcome) is NeedQuote:  # the quote could not back it (too old): no retry loop
-            outcome = self.engine.execute(cmd, now, quote_unavailable())
+            quote = quote_unavailable()
+            outcome = self.engine.execute(cmd, now, quote)
+        self._applied(now, line, cmd.user, quote)
         self._reply(req_id, outcome)
         self._resume(key)
 
-    def _quote_failed(self, failure: Failure, key: str, req_id: int, now: int,
+    def _quote_failed(self, failure: Failure, key: str, req_id: int, now: int, line: str,
                       cmd: c.TradingCommand) -> None:
         log.info("quote for %s failed: %s", cmd.line(), failure.getErrorMessage())
-        self._reply(req_id, self.engine.execute(cmd, now, quote_unavailable()))
+        quote = quote_unavailable()
+        outcome = self.engine.execute(cmd, now, quote)
+        self._applied(now, line, cmd.user, quote)
+        self._reply(req_id, outcome)
         self._resume(key)
 
     def _resume(self, key: str) -> None:
         """The user's command in progress finished: run the waiting ones until one parks again."""
-        queue = self._parked.pop(key, None)
-        while queue:
-            req_id, now, cmd = queue.popleft()
-            if not self._run(key, req_id, now, cmd):
-                self._parked[key].extend(queue)
+        waiting = self._parked.pop(key, None)
+        while waiting:
+            req_id, now, line, cmd = waiting.popleft()
+            if not self._run(key, req_id, now, line, cmd):
+                self._parked[key].extend(waiting)
                 break
+        else:
+            if key != _ALL_USERS:
+                # The expiry timer passed this user over while its queue was busy.
+                self._expire_user(key, self._clock())
         self._schedule_flush()
 
-    def _ensure_loaded(self, user: str) -> None:
-        if user in self._loaded:
-            return
-        self._loaded.add(user)
-        if user not in self.engine.accounts:
-            acct = self.store.load_account(user)
-            if acct is not None:
-                self.engine.load(acct)
+    def _expire_user(self, user: str, now: int) -> None:
+        if user in self.engine.accounts and self.engine.expire_user(user, now):
+            self._inputs.append([inp.EXPIRE, now, user])
+            self._touched.add(user)
 
     def _reply(self, req_id: int, reply: Reply) -> None:
         self._replies.append((req_id, reply))
@@ -287,54 +356,72 @@ class ShardService:
         self.flush()
 
     def flush(self) -> None:
-        """Commit everything executed since the last flush, then release its replies.
+        """Journal everything applied since the last flush, then release its replies.
 
-        One commit runs at a time, on the commit thread, while the reactor keeps executing
-        commands; what accumulates meanwhile goes out in the next commit (group commit), so an
+        One append runs at a time, on the commit thread, while the reactor keeps executing
+        commands; what accumulates meanwhile goes out in the next record (group commit), so an
         fsync never stalls the shard.
         """
         if self._committing:
             self._flush_again = True
             return
-        if not self._replies and not self._after_commit and not self.engine.has_effects():
+        if not (self._replies or self._after_commit or self._inputs
+                or self.engine.has_effects()):
             return
         effects = self.engine.drain()
         if self._crash_at == "after_apply":
             os._exit(137)
         replies, self._replies = self._replies, []
         dumps, self._after_commit = self._after_commit, []
-        batch = Batch(effects.accounts, effects.transactions, effects.events, effects.replies)
-        if not batch:
-            self._release(replies, effects.pushes, dumps)
+        args = (replies, effects.pushes, dumps)
+        if not self._inputs:  # reads answered from memory and retries: nothing to journal
+            self._release(*args)
             return
+        inputs, self._inputs = self._inputs, []
+        self._seq += 1
+        seq = self._seq
+        snapshot = None
+        if self._snapshot_due and not self._snapshotting:
+            snapshot = self._capture(seq)
         self._committing = True
-        if self._commit_thread is not None:
-            self._commit_thread.submit(batch, self._committed, self._commit_failed,
-                                       (replies, effects.pushes, dumps))
+        if not self._threaded:
+            try:
+                self._append(seq, inputs, effects.events)
+            except BaseException:
+                self._commit_failed(Failure())
+                return
+            self._committed(snapshot, *args)
             return
-        try:
-            self.store.commit_batch(batch)
-        except Exception:
-            self._commit_failed(Failure())
-            return
-        self._committed(None, replies, effects.pushes, dumps)
+        events = effects.events
+        self._commits.submit(lambda: self._append(seq, inputs, events),
+                             lambda _: self._committed(snapshot, *args), self._commit_failed)
 
-    def _committed(self, _: None, replies: list[tuple[int, Reply]],
+    def _append(self, seq: int, inputs: list[list[Any]], events: list[Any]) -> None:
+        max_txn = max((e.txn for e in events), default=0)
+        self.journal.append(seq, max_txn, codec.encode_record(inputs, events))
+
+    def _committed(self, snapshot: _Captured | None, replies: list[tuple[int, Reply]],
                    pushes: list[tuple[str, Any]], dumps: list[tuple[int, DumpRequest]]) -> None:
         self.batches += 1
         self._committing = False
         if self._crash_at == "after_commit":
             os._exit(137)
         self._release(replies, pushes, dumps)
+        if snapshot is not None:
+            self._start_snapshot(snapshot)
         if self._flush_again:
             self._flush_again = False
             self.flush()
 
     def _commit_failed(self, failure: Failure) -> None:
-        # The engine already changed memory the store does not have: stop rather than
-        # acknowledge; the gateway restarts the shard, which recovers from the store.
-        log.error("commit failed; shard %d stops: %s", self.index, failure.getTraceback())
-        os._exit(70)
+        # The engine already changed memory the journal does not have: stop rather than
+        # acknowledge; the gateway restarts the shard, which recovers from the journal.
+        if failure.check(JournalFenced):
+            log.critical("shard %d stops: %s", self.index, failure.getErrorMessage())
+            self._exit(EXIT_FENCED)
+            return
+        log.error("append failed; shard %d stops: %s", self.index, failure.getTraceback())
+        self._exit(70)
 
     def _release(self, replies: list[tuple[int, Reply]], pushes: list[tuple[str, Any]],
                  dumps: list[tuple[int, DumpRequest]]) -> None:
@@ -350,24 +437,93 @@ class ShardService:
             self._start_dump(req_id, request)
         self._schedule_expiry()
 
+    # --- snapshots ----------------------------------------------------------------------------
+
+    def _snapshot_tick(self) -> None:
+        if not self._touched or self._snapshotting:
+            return
+        if self._committing or self._inputs:
+            self._snapshot_due = True  # captured by the next flush, as of its record
+        else:
+            self._start_snapshot(self._capture(self._seq))
+
+    def _capture(self, seq: int) -> _Captured:
+        """Copy what changed since the last capture; the state reflects records 1 .. seq."""
+        accounts = []
+        chunks = []
+        for user in self._touched:
+            acct = self.engine.accounts.get(user)
+            if acct is None:
+                continue
+            count = len(acct.transactions)
+            start = self._tx_saved.get(user, 0)
+            accounts.append((user, codec.account_doc(acct), count))
+            if count > start:
+                chunks.append((user, start, acct.transactions[start:count]))
+            self._tx_saved[user] = count
+        self._touched = set()
+        self._snapshot_due = False
+        return _Captured(seq, accounts, chunks)
+
+    def _start_snapshot(self, captured: _Captured) -> None:
+        self._snapshotting = True
+
+        def done(_: Any) -> None:
+            self._snapshotting = False
+
+        def failed(failure: Failure) -> None:
+            # Nothing is lost (the journal has it all): those accounts go in the next one.
+            log.error("snapshot %d of shard %d failed: %s", captured.seq, self.index,
+                      failure.getErrorMessage())
+            self._snapshotting = False
+            for user, _doc, _count in captured.accounts:
+                self._touched.add(user)
+            for user, start, _records in captured.chunks:
+                self._tx_saved[user] = min(self._tx_saved.get(user, 0), start)
+
+        if self._threaded:
+            self._snapshots.submit(lambda: self._write_snapshot(captured), done, failed)
+            return
+        try:
+            self._write_snapshot(captured)
+        except Exception:
+            failed(Failure())
+        else:
+            done(None)
+
+    def _write_snapshot(self, captured: _Captured) -> None:
+        self.journal.write_snapshot(
+            captured.seq,
+            [SnapshotAccount(user, codec.encode_account(doc), count)
+             for user, doc, count in captured.accounts],
+            [TxChunk(user, start, codec.encode_tx_records(records))
+             for user, start, records in captured.chunks])
+
     # --- DUMPLOG ------------------------------------------------------------------------------
 
     def _start_dump(self, req_id: int, request: DumpRequest) -> None:
         from server.audit.dumpfile import dump_events, render_events
 
         settings = self._dumps
+        shards = (range(self.count) if request.user is None
+                  else [shard_of(request.user, self.count)])
 
         def work() -> dict[str, Any]:
-            store = settings.open_store()
+            from server.audit.merge import merged_events
+
+            journals = [settings.open_journal(i) for i in shards]
             try:
-                events = store.iter_events(request.user)
+                streams = [(codec.decode_events(data) for _, data in j.records())
+                           for j in journals]
+                events = merged_events(streams, user=request.user)
                 if request.filename == "-" and request.user is not None:
                     xml = render_events(events)
                     return {"xml": xml, "events": xml.count("\n\t<") if xml else 0}
                 result = dump_events(events, settings.dump_dir, request.filename)
                 return {"path": str(result.path), "events": result.events}
             finally:
-                store.close()
+                for j in journals:
+                    j.close()
 
         key = request.user if request.user is not None else _ALL_USERS
 
@@ -400,46 +556,70 @@ class ShardService:
     def _expire(self) -> None:
         self._expiry_call = None
         self._expiry_at = None
-        if self.engine.expire_due(self._clock()):
+        now = self._clock()
+        # A user with commands queued is passed over: they are judged at their own stamps
+        # first, and the user's expiry runs once its queue is empty (_resume).
+        expired = self.engine.expire_due(now, self._parked)
+        for user in expired:
+            self._inputs.append([inp.EXPIRE, now, user])
+            self._touched.add(user)
+        if expired:
             self._schedule_flush()
         else:
             self._schedule_expiry()
 
     def sweep(self) -> Deferred[None] | None:
-        """Check every symbol with an armed trigger against one usable quote, fire what crosses."""
+        """Check every symbol with an armed trigger against one usable quote, fire what crosses.
+
+        Firings take their txns from the gateway, the one allocator of txns, once the quotes
+        are in: each is then above every txn the gateway gave out before."""
         if self._sweeping:
             return None
         armed = self.engine.armed_symbols()
         if not armed:
             return None
         self._sweeping = True
-        now = self._clock()
-        d = self.quotes.get_many(list(armed), armed, now)
-
-        def fire(quotes: dict[str, PriceQuote]) -> None:
-            at = self._clock()
-            for quote in quotes.values():
-                fired = self.engine.fire_triggers(quote, at, self._next_txn)
-                if not fired and quote.fresh:
-                    self.engine.audit_quote_hit(quote, at, self._next_txn())
-            self._schedule_flush()
+        d = self.quotes.get_many(list(armed), armed, self._clock())
+        d.addCallback(self._sweep_quotes)
 
         def finished(result: Any) -> None:
             self._sweeping = False
             if isinstance(result, Failure):
                 log.warning("trigger sweep failed: %s", result.getErrorMessage())
 
-        d.addCallback(fire)
         d.addBoth(finished)
         return d
 
-    def _next_txn(self) -> int:
-        if self._txn_next >= self._txn_end:
-            self._txn_next = self.store.reserve_txns(100)
-            self._txn_end = self._txn_next + 100
-        txn = self._txn_next
-        self._txn_next += 1
-        return txn
+    def _sweep_quotes(self, quotes: dict[str, PriceQuote]) -> Deferred[None] | None:
+        at = self._clock()
+        needed = sum(len(self.engine.crossings(q, at)) or int(q.fresh) for q in quotes.values())
+        if not needed:
+            return None
+        d = self.take_txns(needed)
+        d.addCallback(self._fire, needed, quotes)
+        return d
+
+    def _fire(self, first: int, needed: int, quotes: dict[str, PriceQuote]) -> None:
+        at = self._clock()
+        txns = iter(range(first, first + needed))
+        for quote in quotes.values():
+            wanted = len(self.engine.crossings(quote, at)) or int(quote.fresh)
+            if not wanted:
+                continue
+            taken = list(itertools.islice(txns, wanted))
+            if not taken:  # more crosses than when the txns were asked for: the next sweep
+                break
+            self._inputs.append([inp.FIRE, at, inp.quote_data(quote), taken])
+            self._touched.update(inp.fire(self.engine, at, quote, taken))
+        self._schedule_flush()
+
+    def take_txns(self, count: int) -> Deferred[int]:
+        """`count` fresh txns from the gateway: fires with the first of them."""
+        token = next(self._txn_tokens)
+        d: Deferred[int] = Deferred()
+        self._txn_waits[token] = d.callback
+        self._send(("T", token, count))
+        return d
 
     # --- STATS --------------------------------------------------------------------------------
 
@@ -452,6 +632,8 @@ class ShardService:
             "pid": os.getpid(),
             "commands": self.commands,
             "batches": self.batches,
+            "journal_seq": self._seq,
+            "replayed_at_start": self.replayed,
             "queue_depth": sum(len(q) + 1 for q in self._parked.values()),
             "users_loaded": len(self.engine.accounts),
             "quotes": quote_stats,

@@ -1,7 +1,8 @@
 """The shard worker process: its own reactor, engine, store connection and quote cache.
 
 Started by the gateway with `multiprocessing` (spawn) and one end of a socketpair; it exits when
-that socket closes, so a gateway killed with SIGKILL leaves no orphan shards behind.
+that socket closes, so a gateway killed with SIGKILL leaves no orphan shards behind. It recovers
+its state from its journal before it reads the gateway's first message.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ class ShardConfig:
 
     index: int
     count: int
-    store_url: str
+    store: str  # a data directory, a sqlite:/// URL or a mongodb:// URL (server/store/factory)
     dump_dir: str
     quote_host: str
     quote_port: int
@@ -43,6 +44,7 @@ class ShardConfig:
     quote_max_requests: int = DEFAULT_MAX_REQUESTS
     quote_hedge_budget: float = DEFAULT_HEDGE_BUDGET
     sweep_interval: float = 2.0
+    snapshot_interval: float = 5.0
     crash_at: str | None = None  # "after_apply" | "after_commit": fault injection for tests
     log_level: str = "WARNING"
     extra: dict[str, str] = field(default_factory=dict)
@@ -53,17 +55,22 @@ GC_YOUNG_THRESHOLD = 50_000
 
 
 def _start(service: ShardService) -> None:
-    """Start the service, then tune the collector for a heap of long-lived records.
+    """Recover and start the service, then tune the collector for a heap of long-lived records.
 
     A shard keeps every user's transaction records and account state (millions of objects on
     the final workload), and the default thresholds collected so often that the collector took
     17% of a shard's CPU in final_2019, with full collections of up to 222 ms stalling every
-    user of the shard. What is loaded at start is frozen out of collection; young collections
-    run every GC_YOUNG_THRESHOLD allocations instead of 700.
+    user of the shard. Recovery makes those objects with the collector off (replay builds no
+    garbage cycles worth chasing); what is loaded is then frozen out of collection, and young
+    collections run every GC_YOUNG_THRESHOLD allocations instead of 700.
     """
-    service.start()
-    gc.freeze()
-    gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+    gc.disable()
+    try:
+        service.start()
+    finally:
+        gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        gc.enable()
 
 
 def run_shard(config: ShardConfig, sock: socket.socket) -> None:
@@ -79,9 +86,9 @@ def run_shard(config: ShardConfig, sock: socket.socket) -> None:
     from server.shards.channel import FrameProtocol
     from server.shards.engine import Engine
     from server.shards.service import DumpSettings, ShardService
-    from server.store.factory import open_store
+    from server.store.factory import open_journal
 
-    store = open_store(config.store_url)
+    journal = open_journal(config.store, config.index)
     client = LegacyQuoteClient(config.quote_host, config.quote_port,
                                timeout=config.quote_timeout,
                                hedge_after=config.quote_hedge_after,
@@ -100,15 +107,16 @@ def run_shard(config: ShardConfig, sock: socket.socket) -> None:
 
     channel = FrameProtocol(on_batch, on_lost, reactor.callLater)
     service = ShardService(
-        config.index, config.count, Engine(f"shard-{config.index}"), store, quotes,
+        config.index, config.count, Engine(f"shard-{config.index}"), journal, quotes,
         channel.send,
-        DumpSettings(Path(config.dump_dir), lambda: open_store(config.store_url)),
-        reactor=reactor, sweep_interval=config.sweep_interval, crash_at=config.crash_at)
+        DumpSettings(Path(config.dump_dir), lambda shard: open_journal(config.store, shard)),
+        reactor=reactor, sweep_interval=config.sweep_interval,
+        snapshot_interval=config.snapshot_interval, crash_at=config.crash_at)
     reactor.adoptStreamConnection(sock.fileno(), socket.AF_UNIX,
                                   Factory.forProtocol(lambda: channel))
     sock.close()
     reactor.callWhenRunning(_start, service)
     reactor.run(installSignalHandlers=False)
     service.stop()
-    store.close()
+    journal.close()
     os._exit(0)  # skip multiprocessing's atexit joins: nothing else to flush

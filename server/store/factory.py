@@ -1,37 +1,52 @@
-"""Open the store a URL or path names: MongoDB for `mongodb://` URLs, SQLite for everything else."""
+"""Open what a location names: MongoDB for `mongodb://` URLs, SQLite files in a data directory
+for everything else (a path, or `sqlite:///dir?synchronous=NORMAL`)."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from server.store.faults import with_faults_from_env
-from server.store.port import Store
-from server.store.sqlite import SqliteStore
+from server.store.journal_port import Directory, ShardJournal
 
 MONGO_SCHEMES = ("mongodb://", "mongodb+srv://")
 SQLITE_SCHEME = "sqlite://"
 
 
-def open_store(url_or_path: str) -> Store:
-    """A store for `mongodb://...`, `mongodb+srv://...`, `sqlite:///path` or a plain file path.
+def is_mongo(location: str) -> bool:
+    return location.startswith(MONGO_SCHEMES)
 
-    MongoDB: the database is the URL's path (default `daytrade`), and the URL options `w` and
-    `journal` set the write concern (default majority with journal). SQLite: `sqlite:///rel.db`
-    and `sqlite:////abs.db` as in SQLAlchemy, with an optional `?synchronous=NORMAL`.
-    DAYTRADE_STORE_FAULTS (server/store/faults.py) wraps the store in injected faults.
-    """
-    if url_or_path.startswith(MONGO_SCHEMES):
-        store = _open_mongo(url_or_path)
-    elif url_or_path.startswith(SQLITE_SCHEME):
-        store = _open_sqlite_url(url_or_path)
+
+def open_journal(location: str, shard: int) -> ShardJournal:
+    """Shard `shard`'s journal at `location`. DAYTRADE_STORE_FAULTS (server/store/faults.py)
+    wraps it in injected faults."""
+    if is_mongo(location):
+        from server.store.mongo_journal import MongoJournal  # pymongo is slow to import
+
+        journal: ShardJournal = MongoJournal(location, shard, **mongo_options(location))
     else:
-        store = SqliteStore(url_or_path)
-    return with_faults_from_env(store)
+        from server.store.sqlite_journal import SqliteJournal
+
+        data_dir, options = sqlite_location(location)
+        journal = SqliteJournal(data_dir, shard, synchronous=options.get("synchronous", "FULL"))
+    return with_faults_from_env(journal)
 
 
-def mongo_store_options(url: str) -> dict[str, Any]:
-    """The MongoStore keyword arguments a MongoDB URL sets: database, w, journal, timeoutMS."""
+def open_directory(location: str) -> Directory:
+    """The directory (credentials, partition count) at `location`."""
+    if is_mongo(location):
+        from server.store.mongo_journal import MongoDirectory
+
+        return MongoDirectory(location, **mongo_options(location))
+    from server.store.sqlite_journal import SqliteDirectory
+
+    return SqliteDirectory(sqlite_location(location)[0])
+
+
+def mongo_options(url: str) -> dict[str, Any]:
+    """The keyword arguments a MongoDB URL sets: database (its path, default `daytrade`), and
+    the options `w`, `journal` and `timeoutMS` (write concern majority with journal by default)."""
     parts = urlsplit(url)
     options = {key.lower(): values[-1] for key, values in parse_qs(parts.query).items()}
     kwargs: dict[str, Any] = {}
@@ -46,17 +61,15 @@ def mongo_store_options(url: str) -> dict[str, Any]:
     return kwargs
 
 
-def _open_mongo(url: str) -> Store:
-    # Imported here: pymongo is slow to import and a SQLite deployment never needs it.
-    from server.store.mongo import MongoStore
-
-    return MongoStore(url, **mongo_store_options(url))
-
-
-def _open_sqlite_url(url: str) -> Store:
-    rest = url[len(SQLITE_SCHEME):]
+def sqlite_location(location: str) -> tuple[Path, dict[str, str]]:
+    """The data directory and options of `dir`, `sqlite:///rel/dir` or `sqlite:////abs/dir`
+    (as in SQLAlchemy), with an optional `?synchronous=NORMAL`."""
+    if not location.startswith(SQLITE_SCHEME):
+        return Path(location), {}
+    rest = location[len(SQLITE_SCHEME):]
     if not rest.startswith("/") or rest == "/":
-        raise ValueError(f"a SQLite URL is sqlite:///relative/path or sqlite:////abs/path: {url}")
+        raise ValueError(f"a SQLite URL is sqlite:///relative/dir or sqlite:////abs/dir: "
+                         f"{location}")
     path, _, query = rest[1:].partition("?")
-    options = {k.lower(): v[-1] for k, v in parse_qs(query).items()}
-    return SqliteStore(unquote(path), synchronous=options.get("synchronous", "FULL"))
+    options = {k.lower(): v[-1].upper() for k, v in parse_qs(query).items()}
+    return Path(unquote(path)), options

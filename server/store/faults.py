@@ -1,9 +1,9 @@
-"""Fault injection around a store, for the reliability battery: a slow or failing commit.
+"""Fault injection around a journal, for the reliability battery: a slow or failing append.
 
-`open_store` wraps every store it opens when DAYTRADE_STORE_FAULTS is set, e.g. `slow:0.5`
-(each `commit_batch` first sleeps 0.5 s) or `fail_every:7` (every 7th `commit_batch` of a process
-raises StoreFault before writing anything); both may be given, separated by a comma. Everything
-else passes straight through to the real store.
+`open_journal` wraps every journal it opens when DAYTRADE_STORE_FAULTS is set, e.g. `slow:0.5`
+(each `append` first sleeps 0.5 s) or `fail_every:7` (every 7th `append` of a process raises
+StoreFault before writing anything); both may be given, separated by a comma. Everything else
+passes straight through to the real journal.
 """
 
 from __future__ import annotations
@@ -14,13 +14,13 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from server.store.port import Batch, Store
+from server.store.journal_port import ShardJournal
 
 ENV = "DAYTRADE_STORE_FAULTS"
 
 
 class StoreFault(RuntimeError):
-    """The failure a fault-injecting store raises instead of committing."""
+    """The failure a fault-injecting journal raises instead of appending."""
 
 
 @dataclass(frozen=True)
@@ -49,16 +49,16 @@ def parse_faults(spec: str) -> StoreFaults:
     return StoreFaults(slow_s, fail_every)
 
 
-class FaultyStore:
-    """A store whose `commit_batch` is slowed down or fails as `faults` say."""
+class FaultyJournal:
+    """A journal whose `append` is slowed down or fails as `faults` say."""
 
-    def __init__(self, inner: Store, faults: StoreFaults) -> None:
+    def __init__(self, inner: ShardJournal, faults: StoreFaults) -> None:
         self._inner = inner
         self._faults = faults
         self._commits = 0
         self._lock = threading.Lock()
 
-    def commit_batch(self, batch: Batch) -> None:
+    def append(self, seq: int, max_txn: int, data: bytes) -> None:
         if self._faults.slow_s:
             time.sleep(self._faults.slow_s)
         with self._lock:
@@ -66,15 +66,15 @@ class FaultyStore:
             failing = self._faults.fail_every and self._commits % self._faults.fail_every == 0
         if failing:
             raise StoreFault(f"injected failure of commit #{self._commits} ({ENV})")
-        self._inner.commit_batch(batch)
+        self._inner.append(seq, max_txn, data)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._inner, name)
 
 
-def with_faults_from_env(store: Store) -> Store:
-    """`store` itself, or wrapped in a FaultyStore when DAYTRADE_STORE_FAULTS is set."""
+def with_faults_from_env(journal: ShardJournal) -> ShardJournal:
+    """`journal` itself, or wrapped in a FaultyJournal when DAYTRADE_STORE_FAULTS is set."""
     spec = os.environ.get(ENV, "")
     if not spec:
-        return store
-    return FaultyStore(store, parse_faults(spec))  # type: ignore[return-value]
+        return journal
+    return FaultyJournal(journal, parse_faults(spec))  # type: ignore[return-value]

@@ -189,7 +189,7 @@ def test_crashes_lose_nothing_acknowledged_and_apply_nothing_twice(tmp_path, siz
         outcome = replay.outcomes[(item.user, item.txn)]
         timed.append((item.txn, item.text, server_now(outcome.reply, outcome.sent_ms)))
     engine, expected = engine_replay(timed, prices, end_ms=stopped_ms)
-    audit = audit_store(system.data_dir / "daytrade.sqlite", engine,
+    audit = audit_store(system.data_dir, engine,
                         {i.user for i in items if i.user})
     compare_replies({key: o.reply for key, o in replay.outcomes.items()}, expected, audit)
     recovery = p99(replay.recoveries)

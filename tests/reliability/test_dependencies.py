@@ -60,7 +60,7 @@ def run_and_audit(system: RunningSystem, load: DependencyLoad, phases, size: Siz
     symbols = {t.split(",")[2] for _, t, _ in lines if t.split(",")[0] in ("QUOTE", "BUY", "SELL")}
     engine, expected = engine_replay(lines, {s: fixed_price(s) for s in symbols}, unavailable,
                                      end_ms=stopped_ms)
-    audit = audit_store(system.data_dir / "daytrade.sqlite", engine, set(load.users))
+    audit = audit_store(system.data_dir, engine, set(load.users))
     compare_replies({(c.user, c.txn): c.final for c in done}, expected, audit)
     return audit
 
@@ -147,10 +147,10 @@ def hold_write_lock(db: str, seconds: float) -> None:
 def test_store_slow_failing_or_locked_mid_run(tmp_path, size, quote_server, faults):
     system = start_system(tmp_path, quote_server, ["--no-redis"],
                           env={"DAYTRADE_STORE_FAULTS": faults})
-    db = str(system.data_dir / "daytrade.sqlite")
+    db = str(system.data_dir / "shard-0.journal.sqlite")
     load = DependencyLoad(lambda: (system.host, system.port, system.token),
                           size.dependency_users, seed=f"store-{faults}-{size.name}")
-    phases = [("sqlite writer paused", lambda: hold_write_lock(db, size.phase_s * 0.8)),
+    phases = [("shard 0 journal writer paused", lambda: hold_write_lock(db, size.phase_s * 0.8)),
               ("after", None)]
     audit = run_and_audit(system, load, phases, size)
     report(f"dependencies/store {faults}", load, audit, phases)
@@ -169,7 +169,7 @@ def test_a_paused_sqlite_writer_does_not_stall_the_gateway(tmp_path, quote_serve
                 LineClient(system.host, system.port, timeout=5) as other:
             assert user.ask(f"AUTH,{system.token}")["ok"]
             assert user.ask("[50000] ADD,alice,1.00")["ok"]
-            db = str(system.data_dir / "daytrade.sqlite")
+            db = str(system.data_dir / "shard-0.journal.sqlite")
             holder = threading.Thread(target=hold_write_lock, args=(db, 3.0))
             holder.start()
             time.sleep(0.3)  # the lock is held

@@ -1,4 +1,4 @@
-"""server/store/faults.py: the fault-injecting store the dependency battery runs the system on."""
+"""server/store/faults.py: the fault-injecting journal the dependency battery runs the system on."""
 
 from __future__ import annotations
 
@@ -6,17 +6,9 @@ import time
 
 import pytest
 
-from server.shards.account import Account
-from server.shards.audit_events import TxRecord
-from server.store.factory import open_store
-from server.store.faults import FaultyStore, StoreFault, StoreFaults, parse_faults
-from server.store.port import Batch
-from server.store.sqlite import SqliteStore
-
-
-def batch(user: str, cash: int, version: int) -> Batch:
-    doc = Account(user, cash=cash, last_txn=version, version=version).to_doc()
-    return Batch([doc], [(user, version - 1, TxRecord(version, 0, "add", None, 0, None, 100))])
+from server.store.factory import open_journal
+from server.store.faults import FaultyJournal, StoreFault, StoreFaults, parse_faults
+from server.store.sqlite_journal import SqliteJournal
 
 
 @pytest.mark.parametrize(("spec", "faults"), [
@@ -32,33 +24,33 @@ def test_parse_faults_refuses_nonsense(spec):
         parse_faults(spec)
 
 
-def test_every_nth_commit_fails_before_writing_anything(tmp_path):
-    store = FaultyStore(SqliteStore(str(tmp_path / "s.db")), StoreFaults(fail_every=2))
-    store.commit_batch(batch("ann", 100, 1))
+def test_every_nth_append_fails_before_writing_anything(tmp_path):
+    journal = FaultyJournal(SqliteJournal(tmp_path, 0), StoreFaults(fail_every=2))
+    journal.append(1, 1, b"one")
     with pytest.raises(StoreFault):
-        store.commit_batch(batch("ann", 200, 2))
-    assert store.load_account("ann").cash == 100
-    store.commit_batch(batch("ann", 300, 3))
-    assert store.load_account("ann").cash == 300
-    store.close()
+        journal.append(2, 2, b"two")
+    assert journal.last_seq() == 1
+    journal.append(2, 3, b"two again")
+    assert list(journal.records()) == [(1, b"one"), (2, b"two again")]
+    journal.close()
 
 
-def test_a_slow_store_sleeps_before_each_commit(tmp_path):
-    store = FaultyStore(SqliteStore(str(tmp_path / "s.db")), StoreFaults(slow_s=0.2))
+def test_a_slow_journal_sleeps_before_each_append(tmp_path):
+    journal = FaultyJournal(SqliteJournal(tmp_path, 0), StoreFaults(slow_s=0.2))
     started = time.monotonic()
-    store.commit_batch(batch("bo", 100, 1))
+    journal.append(1, 1, b"one")
     assert time.monotonic() - started >= 0.2
-    store.close()
+    journal.close()
 
 
-def test_open_store_wraps_only_when_the_env_asks(tmp_path, monkeypatch):
+def test_open_journal_wraps_only_when_the_env_asks(tmp_path, monkeypatch):
     monkeypatch.delenv("DAYTRADE_STORE_FAULTS", raising=False)
-    plain = open_store(str(tmp_path / "a.db"))
-    assert isinstance(plain, SqliteStore)
+    plain = open_journal(str(tmp_path), 0)
+    assert isinstance(plain, SqliteJournal)
     plain.close()
     monkeypatch.setenv("DAYTRADE_STORE_FAULTS", "fail_every:1")
-    faulty = open_store(str(tmp_path / "b.db"))
-    assert isinstance(faulty, FaultyStore)
+    faulty = open_journal(str(tmp_path), 1)
+    assert isinstance(faulty, FaultyJournal)
     with pytest.raises(StoreFault):
-        faulty.commit_batch(batch("cy", 1, 1))
+        faulty.append(1, 1, b"x")
     faulty.close()

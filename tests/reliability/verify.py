@@ -1,8 +1,9 @@
-"""What the store holds after a run, checked against the pure engine fed the same history.
+"""What the journals hold after a run, checked against the pure engine fed the same history.
 
-Lost: a transaction record the engine has and the store lacks. Doubled: one the store has more
-often than the engine. Negative: an account with negative cash or holdings. Replies: final replies
-whose outcome (ok, error code, cash) differs from the engine's answer to the same command.
+Lost: a transaction record the engine has and the recovered state lacks. Doubled: one the
+recovered state has more often than the engine. Negative: an account with negative cash or
+holdings. Replies: final replies whose outcome (ok, error code, cash) differs from the engine's
+answer to the same command.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from protocol.quote import PriceQuote
 from protocol.replies import Reply
 from server.shards.account import PENDING_LIFETIME_MS, Account
 from server.shards.engine import Engine, NeedQuote, quote_unavailable, summary
-from server.store.sqlite import SqliteStore
+from server.shards.recovery import recover_all
+from server.store.factory import open_directory, open_journal
 
 #: The `now` of the pure replay: one instant, so nothing expires (the server's run is short).
 REPLAY_NOW = 1_764_072_000_000
@@ -102,32 +104,35 @@ def _state(acct: Account) -> dict:
     return result
 
 
-def audit_store(store_path: Path, engine: Engine, users: Iterable[str]) -> Audit:
-    """Compare every user's account in the SQLite store with the engine's."""
+def audit_store(data_dir: Path, engine: Engine, users: Iterable[str]) -> Audit:
+    """Compare every user's account, as a restart recovers it from the journals in `data_dir`,
+    with the engine's."""
     audit = Audit()
-    store = SqliteStore(str(store_path))
+    directory = open_directory(str(data_dir))
     try:
-        for user in sorted(users):
-            audit.users += 1
-            expected = engine.accounts.get(user)
-            stored = store.load_account(user)
-            if stored is None:
-                if expected is not None:
-                    audit.lost += len(expected.transactions)
-                    audit.state_mismatches.append(f"{user}: no account in the store")
-                continue
-            if stored.cash < 0 or any(n < 0 for n in stored.holdings.values()):
-                audit.negative += 1
-            want = _records(expected) if expected is not None else Counter()
-            have = _records(stored)
-            audit.lost += sum((want - have).values())
-            audit.doubled += sum((have - want).values())
-            for name, diff in (("lost", want - have), ("doubled", have - want)):
-                audit.examples += [f"{name} {user} {r}" for r in list(diff)[:3]]
-            if expected is None or _state(stored) != _state(expected):
-                audit.state_mismatches.append(user)
+        shards = directory.partitions() or 0
     finally:
-        store.close()
+        directory.close()
+    recovered = recover_all(open_journal, str(data_dir), shards)
+    for user in sorted(users):
+        audit.users += 1
+        expected = engine.accounts.get(user)
+        stored = recovered.get(user)
+        if stored is None:
+            if expected is not None:
+                audit.lost += len(expected.transactions)
+                audit.state_mismatches.append(f"{user}: no account in the store")
+            continue
+        if stored.cash < 0 or any(n < 0 for n in stored.holdings.values()):
+            audit.negative += 1
+        want = _records(expected) if expected is not None else Counter()
+        have = _records(stored)
+        audit.lost += sum((want - have).values())
+        audit.doubled += sum((have - want).values())
+        for name, diff in (("lost", want - have), ("doubled", have - want)):
+            audit.examples += [f"{name} {user} {r}" for r in list(diff)[:3]]
+        if expected is None or _state(stored) != _state(expected):
+            audit.state_mismatches.append(user)
     return audit
 
 

@@ -1,5 +1,5 @@
 """A trading desk for engine tests: an Engine with a clock, a price per symbol and txns, fed wire
-lines the way a shard is, and keeping every effect it drained."""
+lines the way a shard is, and keeping every event it drained."""
 
 from __future__ import annotations
 
@@ -9,9 +9,10 @@ from typing import Any
 from protocol.parser import parse_request
 from protocol.quote import PriceQuote
 from protocol.replies import PushedEvent, Reply
-from server.shards.account import RECENT_REPLIES, Account
-from server.shards.audit_events import AuditEvent, TxRecord
+from server.shards.account import Account
+from server.shards.audit_events import AuditEvent
 from server.shards.engine import DumpRequest, Engine, NeedQuote, quote_unavailable
+from server.store import codec
 
 T0 = 1_764_072_000_000  # 2025-11-25 12:00 UTC
 
@@ -28,9 +29,6 @@ class Desk:
         self.asked: list[NeedQuote] = []
         self.events: list[AuditEvent] = []
         self.pushes: list[tuple[str, PushedEvent]] = []
-        self.records: list[tuple[str, int, TxRecord]] = []
-        self.docs: list[dict[str, Any]] = []
-        self.replies: list[tuple[str, int, str, str]] = []
 
     def next_txn(self) -> int:
         self.txn += 1
@@ -78,7 +76,7 @@ class Desk:
     def advance(self, ms: int, *, timer: bool = True) -> int:
         """Move the clock; with `timer`, run the shard's expiry timer. Returns entries expired."""
         self.now += ms
-        expired = self.engine.expire_due(self.now) if timer else 0
+        expired = len(self.engine.expire_due(self.now)) if timer else 0
         self.drain()
         return expired
 
@@ -86,26 +84,27 @@ class Desk:
         """Offer a quote for `symbol` to the armed triggers; returns how many fired."""
         user = self.engine.armed_symbols().get(symbol, "nobody")
         fired = self.engine.fire_triggers(self.quote(symbol, user, price), self.now,
-                                          self.next_txn)
+                                          self.txns())
         self.drain()
-        return fired
+        return len(fired)
+
+    def txns(self) -> Any:
+        """The desk's txns from here on, as the engine's trigger firings take them."""
+        return iter(self.next_txn, None)
 
     def drain(self) -> None:
         effects = self.engine.drain()
-        self.docs.extend(effects.accounts)
-        self.records.extend(effects.transactions)
         self.events.extend(effects.events)
         self.pushes.extend(effects.pushes)
-        self.replies.extend(getattr(effects, "replies", ()))
 
     def reloaded(self, user: str) -> Account:
-        """The account as a store gives it back: its last document, records and replies."""
-        doc = [d for d in self.docs if d["user"] == user][-1]
-        records = [r for u, _, r in self.records if u == user]
-        if "recent" in doc:  # the replies travel inside the document
-            return Account.from_doc(doc, records)
-        replies = [(t, line, text) for u, t, line, text in self.replies if u == user]
-        return Account.from_doc(doc, records, replies[-RECENT_REPLIES:])
+        """The account as a snapshot gives it back (encoded and decoded by the codec)."""
+        acct = self.engine.accounts[user]
+        half = len(acct.transactions) // 2  # two chunks, as two snapshots would write them
+        return codec.decode_account(
+            codec.encode_account(codec.account_doc(acct)),
+            [codec.encode_tx_records(acct.transactions[:half]),
+             codec.encode_tx_records(acct.transactions[half:])])
 
     def events_of(self, txn: int) -> list[AuditEvent]:
         return [e for e in self.events if e.txn == txn]

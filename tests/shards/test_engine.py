@@ -777,8 +777,8 @@ def test_expiry_is_audited_under_the_txn_of_the_buy_at_its_expiry_time(desk):
     released = desk.events_of(2)[-1]
     assert (released.kind, released.action, released.funds, released.timestamp) == (
         ACCOUNT_TRANSACTION, "add", 5_000, T0 + MINUTE)
-    assert desk.records[-1] == ("u1", 2, TxRecord(2, T0 + MINUTE, "buy_release", "ABC", 5,
-                                                  1_000, 5_000))
+    assert desk.engine.accounts["u1"].transactions[-1] == TxRecord(
+        2, T0 + MINUTE, "buy_release", "ABC", 5, 1_000, 5_000)
 
 
 def test_expiry_pushes_pending_expired_to_the_user(desk):
@@ -801,7 +801,7 @@ def test_expiry_noticed_by_a_later_command_is_dated_at_expiry_time(desk):
     desk.ok("BUY,u1,ABC,50.00")
     desk.advance(10 * MINUTE, timer=False)
     desk.ok("DISPLAY_SUMMARY,u1")
-    assert desk.records[-1][2].time == T0 + MINUTE
+    assert desk.engine.accounts["u1"].transactions[-1].time == T0 + MINUTE
     assert [name for _, p in desk.pushes for name in [p.event]] == [PENDING_EXPIRED]
     assert desk.advance(0) == 0  # the timer finds nothing left to do
 
@@ -886,13 +886,13 @@ def test_trigger_repriced_after_a_sweep_that_crossed_nothing_fires_at_its_new_pr
 def test_trigger_without_a_price_never_fires(desk):
     setup(desk, HOLD_10 + ["SET_BUY_AMOUNT,u1,ABC,50.00", "SET_SELL_AMOUNT,u1,ABC,50.00"])
     assert desk.engine.armed_symbols() == {}
-    assert desk.engine.fire_triggers(desk.quote("ABC", "u1", 1), desk.now, desk.next_txn) == 0
+    assert desk.engine.fire_triggers(desk.quote("ABC", "u1", 1), desk.now, desk.txns()) == []
 
 
 def test_quote_older_than_60_s_fires_nothing(desk):
     arm_buy(desk)
     old = PriceQuote("ABC", 100, desk.now - MINUTE, "k", "u1")
-    assert desk.engine.fire_triggers(old, desk.now, desk.next_txn) == 0
+    assert desk.engine.fire_triggers(old, desk.now, desk.txns()) == []
 
 
 def test_firing_gets_a_new_txn_and_is_audited_as_a_system_event(desk):
@@ -905,8 +905,8 @@ def test_firing_gets_a_new_txn_and_is_audited_as_a_system_event(desk):
     assert (system.kind, system.command, system.user, system.symbol, system.funds) == (
         SYSTEM_EVENT, "SET_BUY_TRIGGER", "u1", "ABC", 4_800)
     assert (refund.kind, refund.action, refund.funds) == (ACCOUNT_TRANSACTION, "add", 200)
-    assert desk.records[-1] == ("u1", 2, TxRecord(fired_txn, desk.now, "trigger_fill", "ABC", 4,
-                                                  1_200, 200))
+    assert desk.engine.accounts["u1"].transactions[-1] == TxRecord(
+        fired_txn, desk.now, "trigger_fill", "ABC", 4, 1_200, 200)
 
 
 def test_fired_sell_trigger_is_audited_with_its_proceeds(desk):
@@ -939,7 +939,7 @@ def test_one_quote_fires_the_triggers_of_every_user_on_its_symbol(desk):
 def test_sweep_quote_that_fires_nothing_is_audited_on_its_own(desk):
     arm_buy(desk)
     quote = desk.quote("ABC", "u1", 5_000)
-    assert desk.engine.fire_triggers(quote, desk.now, desk.next_txn) == 0
+    assert desk.engine.fire_triggers(quote, desk.now, desk.txns()) == []
     desk.engine.audit_quote_hit(quote, desk.now, 99)
     desk.drain()
     (event,) = desk.events_of(99)
@@ -1147,30 +1147,54 @@ def test_state_changing_replies_carry_cash_and_what_changed(desk, lines, line, k
 # --- effects --------------------------------------------------------------------------------------
 
 
-def test_drain_hands_over_changed_accounts_new_records_events_and_pushes_once(desk):
+def test_drain_hands_over_events_and_pushes_once(desk):
     engine = desk.engine
     engine.execute(c.Add("u1", 10_000, 1), T0)
     engine.execute(c.Add("u2", 500, 2), T0)
     engine.execute(c.Buy("u1", "ABC", 2_000, 3), T0, PriceQuote("ABC", 1_000, T0, "k", "u1"))
     engine.expire_due(T0 + MINUTE)
     effects = engine.drain()
-    assert [d["user"] for d in effects.accounts] == ["u1", "u2"]
-    assert [(u, i, r.kind) for u, i, r in effects.transactions] == [
-        ("u1", 0, "add"), ("u1", 1, "buy_reserve"), ("u1", 2, "buy_release"), ("u2", 0, "add")]
     assert len(effects.events) == 8 and len(effects.pushes) == 1
     assert not engine.has_effects()
     assert not any(engine.drain())
-    engine.execute(c.Add("u2", 1, 4), T0 + MINUTE)
-    effects = engine.drain()
-    assert [(u, i) for u, i, _ in effects.transactions] == [("u2", 1)]
 
 
-def test_each_drain_bumps_the_version_of_the_accounts_it_hands_over(desk):
-    desk.ok("ADD,u1,1.00")
-    desk.ok("ADD,u1,1.00")
-    desk.ok("DISPLAY_SUMMARY,u1")
-    assert [d["version"] for d in desk.docs] == [1, 2, 3]
-    assert desk.docs[-1]["cash"] == 200
+def test_expire_due_names_the_users_it_released(desk):
+    setup(desk, ["ADD,u1,100.00", "ADD,u2,100.00", "BUY,u1,ABC,20.00", "BUY,u2,ABC,20.00"])
+    assert desk.engine.expire_due(T0 + MINUTE) == ["u1", "u2"]
+    assert desk.engine.expire_due(T0 + MINUTE) == []
+
+
+def test_expire_due_passes_over_a_busy_user_whose_queue_is_judged_first(desk):
+    setup(desk, ["ADD,u1,100.00", "ADD,u2,100.00", "BUY,u1,ABC,20.00", "BUY,u2,ABC,20.00"])
+    assert desk.engine.expire_due(T0 + MINUTE, busy={"u1"}) == ["u2"]
+    assert len(desk.engine.accounts["u1"].pending_buys) == 1
+    assert desk.engine.expire_user("u1", T0 + MINUTE) == 1
+    assert desk.engine.accounts["u1"].cash == 10_000
+
+
+def test_expire_user_releases_nothing_before_the_60_s_are_over(desk):
+    setup(desk, ["ADD,u1,100.00", "BUY,u1,ABC,20.00"])
+    assert desk.engine.expire_user("u1", T0 + MINUTE - 1) == 0
+    assert desk.engine.expire_user("nobody", T0 + MINUTE) == 0
+
+
+def test_crossings_list_what_a_quote_would_fire_without_firing_it(desk):
+    setup(desk, HOLD_10 + ["SET_BUY_AMOUNT,u1,XY,50.00", "SET_BUY_TRIGGER,u1,XY,20.00",
+                           "SET_SELL_AMOUNT,u1,ABC,50.00", "SET_SELL_TRIGGER,u1,ABC,20.00"])
+    assert desk.engine.crossings(desk.quote("XY", "u1", 2_000), desk.now) == [("u1", True)]
+    assert desk.engine.crossings(desk.quote("ABC", "u1", 1_999), desk.now) == []
+    assert desk.engine.crossings(desk.quote("ABC", "u1", 2_000), desk.now) == [("u1", False)]
+    assert desk.engine.armed_symbols() == {"XY": "u1", "ABC": "u1"}
+
+
+def test_fire_triggers_fires_no_more_than_the_txns_it_is_given(desk):
+    setup(desk, ["ADD,u1,100.00", "ADD,u2,100.00"] + [
+        line for u in ("u1", "u2") for line in (f"SET_BUY_AMOUNT,{u},ABC,50.00",
+                                                f"SET_BUY_TRIGGER,{u},ABC,20.00")])
+    fired = desk.engine.fire_triggers(desk.quote("ABC", "u1", 1_000), desk.now, [900])
+    assert fired == ["u1"]
+    assert desk.engine.armed_symbols() == {"ABC": "u2"}
 
 
 def test_loaded_account_keeps_its_expiry_timer_and_armed_triggers(desk):
@@ -1180,7 +1204,7 @@ def test_loaded_account_keeps_its_expiry_timer_and_armed_triggers(desk):
     fresh.load(desk.reloaded("u1"))
     assert fresh.next_expiry() == T0 + MINUTE
     assert fresh.armed_symbols() == {"ABC": "u1"}
-    assert fresh.expire_due(T0 + MINUTE) == 1
+    assert fresh.expire_due(T0 + MINUTE) == ["u1"]
     assert fresh.accounts["u1"].cash == 90_000
 
 

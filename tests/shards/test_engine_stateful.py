@@ -242,7 +242,7 @@ class TradingDesk(RuleBasedStateMachine):
             price = max(1, self.prices[symbol] * (100 + percent) // 100)
             quote = PriceQuote(symbol, price, self.now, "sweep", owner, data.draw(st.booleans()))
             before = sum(len(ls.pending["buy"]) for ls in self.ledgers.values())
-            fired = self.engine.fire_triggers(quote, self.now, self.next_txn)
+            fired = len(self.engine.fire_triggers(quote, self.now, iter(self.next_txn, None)))
             assert self.absorb() == fired
             assert before == sum(len(ls.pending["buy"]) for ls in self.ledgers.values())
             for summary in self.check_all().values():
