@@ -86,7 +86,7 @@ class TxnAllocator:
 
 
 class StoreThread:
-    """Runs blocking directory calls (and password hashing) on one thread of its own."""
+    """Runs blocking directory calls (credentials, and password hashing) on a thread of its own."""
 
     def __init__(self, open_store: Callable[[], Directory]) -> None:
         self._open = open_store

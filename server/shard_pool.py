@@ -2,7 +2,7 @@
 
 A shard that dies (its socket closes) has every command it had in flight answered `internal`
 (outcome unknown: the client retries with the same txn and the restarted shard, recovered from the
-store, replays or applies it once). Commands for a shard that is restarting wait in its outbox.
+journal, replays or applies it once). Commands for a shard that is restarting wait in its outbox.
 """
 
 from __future__ import annotations
@@ -51,8 +51,8 @@ class ShardPool:
     """All shard workers of one gateway."""
 
     def __init__(self, configs: list[ShardConfig], reactor: Any, *,
-                 on_event: Callable[[str, str], None], queue_limit: int = 50_000,
-                 reserve_txns: Callable[[int], int] | None = None) -> None:
+                 on_event: Callable[[str, str], None], reserve_txns: Callable[[int], int],
+                 queue_limit: int = 50_000) -> None:
         self._reactor = reactor
         self._shards = [_Shard(cfg) for cfg in configs]
         self._on_event = on_event

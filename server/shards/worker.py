@@ -1,4 +1,4 @@
-"""The shard worker process: its own reactor, engine, store connection and quote cache.
+"""The shard worker process: its own reactor, engine, journal and quote cache.
 
 Started by the gateway with `multiprocessing` (spawn) and one end of a socketpair; it exits when
 that socket closes, so a gateway killed with SIGKILL leaves no orphan shards behind. It recovers
