@@ -58,7 +58,8 @@ def _parser() -> argparse.ArgumentParser:
                          "(default %(default)g)")
     ap.add_argument("--redis-url", help="a Redis server (default: start a private one)")
     ap.add_argument("--no-redis", action="store_true", help="run without any Redis")
-    ap.add_argument("--mongo-url", help="keep the shards' journals and the credentials in MongoDB instead of SQLite")
+    ap.add_argument("--mongo-url",
+                    help="keep the shards' journals and the credentials in MongoDB, not SQLite")
     ap.add_argument("--sweep-interval", type=_at_least(float, 0.05), default=2.0,
                     help="seconds between trigger sweeps (default 2)")
     ap.add_argument("--snapshot-interval", type=_at_least(float, 0.05), default=5.0,
