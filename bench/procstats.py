@@ -2,7 +2,9 @@
 
 A `ProcessTree` is a root pid and all its descendants, found again now and then (a shard may be
 restarted). CPU is utime+stime of each process (all its threads); memory is VmRSS now and VmHWM,
-the process's own peak.
+the process's own peak; disk writes are `write_bytes` of /proc/<pid>/io (bytes the process sent to
+the storage layer: the journal, the WAL, DUMPLOG's files), which only the process's own user (or
+root) may read: unreadable, it is None and reported "n/a".
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class ProcSample:
     cpu_s: float
     rss_kb: int
     hwm_kb: int
+    #: bytes written to storage since the process started (None: /proc/<pid>/io unreadable)
+    write_bytes: int | None = None
 
 
 def _read(path: Path) -> str | None:
@@ -60,8 +64,32 @@ def descendants(root: int, proc: Path = PROC) -> list[int]:
     return sorted(found)
 
 
+def io_counters(pid: int, proc: Path = PROC) -> dict[str, int] | None:
+    """The process's /proc/<pid>/io counters (`write_bytes`, ...), or None when unreadable
+    (gone, another user's process, no such file) or malformed."""
+    text = _read(proc / str(pid) / "io")
+    if not text:
+        return None
+    counters = {}
+    for line in text.splitlines():
+        name, sep, value = line.partition(":")
+        if not sep:
+            continue
+        try:
+            counters[name.strip()] = int(value)
+        except ValueError:
+            return None
+    return counters
+
+
+def write_bytes(pid: int, proc: Path = PROC) -> int | None:
+    """Bytes the process has written to storage (`write_bytes`), or None when unreadable."""
+    counters = io_counters(pid, proc)
+    return counters.get("write_bytes") if counters is not None else None
+
+
 def sample(pid: int, name: str | None = None, proc: Path = PROC) -> ProcSample | None:
-    """The process's CPU seconds and memory now, or None if it is gone."""
+    """The process's CPU seconds, memory and disk writes now, or None if it is gone."""
     stat = _read(proc / str(pid) / "stat")
     status = _read(proc / str(pid) / "status")
     if stat is None or status is None:
@@ -74,7 +102,8 @@ def sample(pid: int, name: str | None = None, proc: Path = PROC) -> ProcSample |
             rss = int(line.split()[1])
         elif line.startswith("VmHWM:"):
             hwm = int(line.split()[1])
-    return ProcSample(pid, name if name is not None else describe(pid, proc), cpu, rss, hwm)
+    return ProcSample(pid, name if name is not None else describe(pid, proc), cpu, rss, hwm,
+                      write_bytes(pid, proc))
 
 
 def describe(pid: int, proc: Path = PROC) -> str:
@@ -170,6 +199,20 @@ def load_average(proc: Path = PROC) -> float | None:
     """The 1-minute load average."""
     text = _read(proc / "loadavg")
     return float(text.split()[0]) if text else None
+
+
+def writes_between(before: dict[int, ProcSample], after: dict[int, ProcSample]
+                   ) -> dict[int, int | None]:
+    """Bytes each process wrote between two polls (a process new in `after` counts whole; None
+    where a reading is missing)."""
+    written: dict[int, int | None] = {}
+    for pid, s in after.items():
+        start = before.get(pid)
+        if s.write_bytes is None or (start is not None and start.write_bytes is None):
+            written[pid] = None
+        else:
+            written[pid] = s.write_bytes - (start.write_bytes if start is not None else 0)
+    return written
 
 
 def cpu_between(before: dict[int, ProcSample], after: dict[int, ProcSample]) -> dict[int, float]:

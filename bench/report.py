@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from bench.procstats import ProcSample, cpu_between
+from bench.procstats import ProcSample, cpu_between, writes_between
 
 REPORT_VERSION = 1
 _MB = 1024.0  # kB per MB
@@ -67,32 +67,74 @@ def shard_summary(before: dict[str, Any] | None, after: dict[str, Any] | None
     return {"per_shard": rows, "gateway": gateway}
 
 
+def _known_sum(values: list[int | None]) -> int | None:
+    known = [v for v in values if v is not None]
+    return sum(known) if known else None
+
+
+def _per_command(value: int | float | None, commands: int) -> float | None:
+    return round(value / commands, 1) if value is not None and commands else None
+
+
 def process_summary(before: dict[int, ProcSample], after: dict[int, ProcSample],
                     end: dict[int, ProcSample], peak_rss_kb: int, commands: int
                     ) -> dict[str, Any] | None:
-    """CPU per command during the replay, DUMPLOG's CPU, and memory of every server process."""
+    """CPU and disk writes per command during the replay, DUMPLOG's CPU and disk writes apart,
+    and memory of every server process.
+
+    Disk writes are /proc/<pid>/io `write_bytes` (None where unreadable: totals sum the readable
+    processes and `write_bytes_unreadable` counts the others).
+    """
     if not after:
         return None
     used = cpu_between(before, after)
     used_dump = cpu_between(after, end) if end else {}
+    written = writes_between(before, after)
+    written_dump = writes_between(after, end) if end else {}
     rows = []
     for pid in sorted(set(after) | set(end)):
         last = end.get(pid) or after[pid]
         cpu = used.get(pid, 0.0)
+        wrote = written.get(pid, 0)  # a process born during DUMPLOG wrote nothing before
         rows.append({"pid": pid, "role": last.name, "cpu_s": round(cpu, 2),
                      "cpu_us_per_command": round(cpu / commands * 1e6, 2) if commands else None,
                      "dumplog_cpu_s": round(used_dump.get(pid, 0.0), 2),
+                     "write_bytes": wrote,
+                     "write_bytes_per_command": _per_command(wrote, commands),
+                     "dumplog_write_bytes": written_dump.get(pid) if end else None,
                      "peak_rss_mb": round(last.hwm_kb / _MB, 1),
                      "rss_mb": round(last.rss_kb / _MB, 1)})
     total = sum(used.values())
+    total_written = _known_sum([r["write_bytes"] for r in rows])
     return {
         "cpu_s": round(total, 2),
         "cpu_us_per_command": round(total / commands * 1e6, 2) if commands else None,
         "dumplog_cpu_s": round(sum(used_dump.values()), 2),
+        "write_bytes": total_written,
+        "write_bytes_per_command": _per_command(total_written, commands),
+        "dumplog_write_bytes": _known_sum([r["dumplog_write_bytes"] for r in rows]),
+        "write_bytes_unreadable": sum(1 for r in rows if r["write_bytes"] is None),
         "peak_rss_mb": round(peak_rss_kb / _MB, 1),
         "peak_rss_sum_of_process_peaks_mb": round(sum(r["peak_rss_mb"] for r in rows), 1),
         "processes": rows,
     }
+
+
+def disk_writes_line(server: dict[str, Any] | None) -> str:
+    """The report's line for bytes written to disk per command (n/a when unreadable)."""
+    server = server or {}
+    per_command = server.get("write_bytes_per_command")
+    text = ("disk writes per command: "
+            + (f"{per_command:,.0f} bytes" if per_command is not None else "n/a")
+            + " (DUMPLOG apart")
+    dump = server.get("dumplog_write_bytes")
+    if dump is not None:
+        text += f": {dump / 1e6:,.1f} MB"
+    text += ")"
+    unreadable = server.get("write_bytes_unreadable")
+    if unreadable and per_command is not None:
+        text += f", {unreadable} process{'es' if unreadable > 1 else ''} unreadable"
+    return text
 
 
 def machine_summary(busy_before: tuple[float, float], busy_after: tuple[float, float],
@@ -136,6 +178,11 @@ def _n(value: Any, digits: int = 0) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
+
+
+def _na(value: Any, digits: int = 0) -> str:
+    """A figure that may be unreadable: "n/a" rather than "-"."""
+    return "n/a" if value is None else _n(value, digits)
 
 
 def render(result: dict[str, Any], console: Console) -> None:
@@ -215,6 +262,9 @@ def render(result: dict[str, Any], console: Console) -> None:
                   f"{server['peak_rss_sum_of_process_peaks_mb']:.0f} MB")
         if server.get("dumplog_cpu_s"):
             t.add_row("server CPU during DUMPLOG", f"{server['dumplog_cpu_s']:.2f} s")
+        written = server.get("write_bytes")
+        t.add_row("disk writes, all server processes",
+                  f"{written / 1e6:,.1f} MB" if written is not None else "n/a")
     client = result.get("client") or {}
     commands = result.get("commands") or 0
     machine = result.get("machine") or {}
@@ -228,14 +278,20 @@ def render(result: dict[str, Any], console: Console) -> None:
     if client.get("busy_retries"):
         t.add_row("busy replies retried", _n(client["busy_retries"]))
     console.print(t)
+    if server:
+        console.print(disk_writes_line(server))
 
     if server:
         t = Table(title="Server processes")
-        for name in ("role", "pid", "CPU s", "µs/command", "DUMPLOG CPU s", "peak RSS MB"):
+        for name in ("role", "pid", "CPU s", "µs/command", "DUMPLOG CPU s", "write B/command",
+                     "DUMPLOG write MB", "peak RSS MB"):
             t.add_column(name, justify="left" if name == "role" else "right")
         for row in server["processes"]:
+            dump_written = row.get("dumplog_write_bytes")
             t.add_row(row["role"], str(row["pid"]), _n(row["cpu_s"], 2),
                       _n(row["cpu_us_per_command"], 1), _n(row["dumplog_cpu_s"], 2),
+                      _na(row.get("write_bytes_per_command"), 1),
+                      _na(dump_written / 1e6 if dump_written is not None else None, 1),
                       _n(row["peak_rss_mb"], 1))
         console.print(t)
 

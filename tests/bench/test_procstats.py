@@ -14,11 +14,14 @@ from bench.procstats import (
     cpu_between,
     descendants,
     describe,
+    io_counters,
     listener_pid,
     load_average,
     machine_cpu,
     parent_of,
     sample,
+    write_bytes,
+    writes_between,
 )
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
@@ -121,3 +124,44 @@ def test_machine_cpu_counts_idle_and_iowait_as_idle(tmp_path):
 def test_load_average_is_the_one_minute_figure(tmp_path):
     (tmp_path / "loadavg").write_text("2.50 1.00 0.50 3/100 1234\n")
     assert load_average(tmp_path) == 2.5
+
+
+_IO = ("rchar: 6976\nwchar: 120\nsyscr: 10\nsyscw: 2\nread_bytes: 4096\nwrite_bytes: 81920\n"
+       "cancelled_write_bytes: 0\n")
+
+
+def test_write_bytes_is_read_from_proc_pid_io(tmp_path):
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "io").write_text(_IO)
+    assert io_counters(42, proc=tmp_path)["read_bytes"] == 4096
+    assert write_bytes(42, proc=tmp_path) == 81920
+
+
+@pytest.mark.parametrize("content", [None, "", "write_bytes: lots\n"])
+def test_unreadable_or_malformed_io_gives_no_write_bytes(tmp_path, content):
+    (tmp_path / "42").mkdir()
+    if content is not None:
+        (tmp_path / "42" / "io").write_text(content)
+    assert write_bytes(42, proc=tmp_path) is None
+
+
+def test_a_sample_without_proc_io_still_has_cpu_and_memory(tmp_path):
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "stat").write_text("42 (python) S 1 " + "0 " * 9 + "100 50 " + "0 " * 30)
+    (tmp_path / "42" / "status").write_text("VmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n")
+    s = sample(42, "gateway", proc=tmp_path)
+    assert (s.rss_kb, s.hwm_kb, s.write_bytes) == (1024, 2048, None)
+    assert s.cpu_s == 150 / _TICK
+
+
+def test_sample_reads_this_processes_disk_writes():
+    if write_bytes(os.getpid()) is None:
+        pytest.skip("/proc/self/io unreadable here")
+    assert sample(os.getpid()).write_bytes >= 0
+
+
+def test_writes_between_subtracts_and_keeps_unreadable_apart():
+    before = {1: ProcSample(1, "a", 0, 0, 0, 1000), 3: ProcSample(3, "c", 0, 0, 0, None)}
+    after = {1: ProcSample(1, "a", 0, 0, 0, 5000), 2: ProcSample(2, "b", 0, 0, 0, 700),
+             3: ProcSample(3, "c", 0, 0, 0, 10), 4: ProcSample(4, "d", 0, 0, 0, None)}
+    assert writes_between(before, after) == {1: 4000, 2: 700, 3: None, 4: None}

@@ -8,6 +8,7 @@ from rich.console import Console
 from bench.procstats import ProcSample
 from bench.report import (
     client_problems,
+    disk_writes_line,
     load_json,
     machine_summary,
     process_summary,
@@ -74,6 +75,72 @@ def test_cpu_per_command_counts_only_the_replay():
     assert s["peak_rss_sum_of_process_peaks_mb"] == 120.0
     assert [(p["role"], p["cpu_us_per_command"]) for p in s["processes"]] == [
         ("gateway", 20.0), ("shard-0", 30.0)]
+
+
+def _written(pid, name, write_bytes):
+    return ProcSample(pid, name, 0.0, 0, 0, write_bytes)
+
+
+def test_disk_writes_per_command_count_only_the_replay():
+    before = {1: _written(1, "gateway", 1000), 2: _written(2, "shard-0", 0)}
+    after = {1: _written(1, "gateway", 1000), 2: _written(2, "shard-0", 500_000)}
+    end = {1: _written(1, "gateway", 9_000_000), 2: _written(2, "shard-0", 600_000)}
+    s = process_summary(before, after, end, peak_rss_kb=0, commands=1000)
+    assert (s["write_bytes"], s["write_bytes_per_command"]) == (500_000, 500.0)
+    assert s["dumplog_write_bytes"] == 9_099_000
+    assert s["write_bytes_unreadable"] == 0
+    assert [(p["role"], p["write_bytes"], p["dumplog_write_bytes"]) for p in s["processes"]] == [
+        ("gateway", 0, 8_999_000), ("shard-0", 500_000, 100_000)]
+
+
+def test_an_unreadable_process_is_left_out_of_the_disk_writes_and_counted():
+    before = {1: _written(1, "gateway", 0), 2: _written(2, "redis", None)}
+    after = {1: _written(1, "gateway", 2000), 2: _written(2, "redis", None)}
+    s = process_summary(before, after, after, peak_rss_kb=0, commands=10)
+    assert (s["write_bytes"], s["write_bytes_unreadable"]) == (2000, 1)
+    assert s["processes"][1]["write_bytes_per_command"] is None
+
+
+def test_no_readable_process_means_no_disk_write_figures():
+    samples = {1: _written(1, "gateway", None)}
+    s = process_summary(samples, samples, samples, peak_rss_kb=0, commands=10)
+    assert (s["write_bytes"], s["write_bytes_per_command"], s["dumplog_write_bytes"]) == (
+        None, None, None)
+
+
+def test_the_disk_writes_line():
+    server = {"write_bytes_per_command": 1234.4, "dumplog_write_bytes": 250_000_000,
+              "write_bytes_unreadable": 0}
+    assert disk_writes_line(server) == (
+        "disk writes per command: 1,234 bytes (DUMPLOG apart: 250.0 MB)")
+
+
+def test_the_disk_writes_line_says_n_a_when_unreadable():
+    assert disk_writes_line({"write_bytes_per_command": None}) == (
+        "disk writes per command: n/a (DUMPLOG apart)")
+    assert disk_writes_line(None) == "disk writes per command: n/a (DUMPLOG apart)"
+
+
+def test_the_disk_writes_line_owns_up_to_unreadable_processes():
+    line = disk_writes_line({"write_bytes_per_command": 10.0, "dumplog_write_bytes": None,
+                             "write_bytes_unreadable": 2})
+    assert line == "disk writes per command: 10 bytes (DUMPLOG apart), 2 processes unreadable"
+
+
+def test_render_prints_disk_writes_per_process():
+    rows = [{"pid": 7, "role": "shard-0", "cpu_s": 1.0, "cpu_us_per_command": 10.0,
+             "dumplog_cpu_s": 0.5, "write_bytes": 3000, "write_bytes_per_command": 1.0,
+             "dumplog_write_bytes": None, "peak_rss_mb": 50.0, "rss_mb": 40.0}]
+    server = {"cpu_s": 1.0, "cpu_us_per_command": 10.0, "dumplog_cpu_s": 0.5,
+              "write_bytes": 3000, "write_bytes_per_command": 1.0, "dumplog_write_bytes": None,
+              "write_bytes_unreadable": 0, "peak_rss_mb": 50.0,
+              "peak_rss_sum_of_process_peaks_mb": 50.0, "processes": rows}
+    out = io.StringIO()
+    render(_result(server=server), Console(file=out, width=160, color_system=None))
+    text = out.getvalue()
+    assert "disk writes per command: 1 bytes (DUMPLOG apart)" in text
+    assert "write B/command" in text
+    assert "n/a" in text  # shard-0's DUMPLOG writes
 
 
 def test_a_process_born_during_the_run_counts_whole():
