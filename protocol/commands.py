@@ -230,6 +230,32 @@ class Passwd(Command):
 
 
 @dataclass(frozen=True, slots=True)
+class OldPasswd(Command):
+    """A logged-in user proves their current password before changing it with PASSWD. The
+    password stays alone after the second comma, so passwords may hold commas (PROTOCOL.md)."""
+
+    NAME: ClassVar[str] = "OLDPASSWD"
+    user: str
+    password: str = field(repr=False)
+    txn: int | None = None
+
+    def line(self) -> str:
+        return f"OLDPASSWD,{self.user},***"
+
+
+@dataclass(frozen=True, slots=True)
+class Help(Command):
+    """`HELP` lists the commands; `HELP,<command>` explains one (topic upper-cased)."""
+
+    NAME: ClassVar[str] = "HELP"
+    topic: str | None = None
+    txn: int | None = None
+
+    def line(self) -> str:
+        return "HELP" if self.topic is None else f"HELP,{self.topic}"
+
+
+@dataclass(frozen=True, slots=True)
 class Watch(Command):
     NAME: ClassVar[str] = "WATCH"
     user: str
@@ -262,6 +288,7 @@ TRADING_COMMANDS: tuple[type[TradingCommand], ...] = (
     CancelSetBuy, SetBuyTrigger, SetSellAmount, SetSellTrigger, CancelSetSell, DumpLog,
     DisplaySummary,
 )
-SESSION_COMMANDS: tuple[type[Command], ...] = (Auth, Login, Passwd, Watch, Stats, Ping, Quit)
+SESSION_COMMANDS: tuple[type[Command], ...] = (Auth, Login, Passwd, OldPasswd, Watch, Stats,
+                                               Help, Ping, Quit)
 #: The audit schema's command names, in the schema's order.
 TRADING_NAMES: frozenset[str] = frozenset(c.NAME for c in TRADING_COMMANDS)

@@ -31,7 +31,7 @@ from protocol.errors import (
     UnknownCommand,
     WrongArity,
 )
-from protocol.money import cents_of, parse_cents
+from protocol.money import amount_problem, cents_of, parse_cents
 
 MAX_LINE_BYTES = 1024
 MAX_FILENAME = 255
@@ -171,9 +171,7 @@ def _amount(text: str, user: str | None, what: str = "amount") -> int:
     value = text.strip(_FIELD_SPACE)
     cents = parse_cents(value)
     if cents is None:
-        raise BadAmount(
-            f"{what} must be dollars with at most two decimals, got {_quote(value)}", user=user
-        )
+        raise BadAmount(f"{what} {amount_problem(value)}, got {_quote(value)}", user=user)
     if cents <= 0:
         raise BadAmount(f"{what} must be greater than zero, got {_quote(value)}", user=user)
     return cents
@@ -283,6 +281,15 @@ def _credentials(cls: type) -> Builder:
     return build
 
 
+def _help(rest: str | None, txn: int | None) -> c.Command:
+    topic = None if rest is None else rest.strip(_FIELD_SPACE)
+    if not topic:
+        return c.Help(None, txn)
+    if "," in topic or not topic.isascii():
+        raise WrongArity("HELP takes at most one argument, a command name")
+    return c.Help(topic.upper(), txn)
+
+
 def _auth(rest: str | None, txn: int | None) -> c.Command:
     (token,) = _fields("AUTH", rest, 1, "token")
     token = token.strip(_FIELD_SPACE)
@@ -311,6 +318,8 @@ _BUILDERS: dict[str, Builder] = {
     "AUTH": _auth,
     "LOGIN": _credentials(c.Login),
     "PASSWD": _credentials(c.Passwd),
+    "OLDPASSWD": _credentials(c.OldPasswd),
+    "HELP": _help,
     "WATCH": _user_only(c.Watch),
     "STATS": _no_args(c.Stats),
     "PING": _no_args(c.Ping),

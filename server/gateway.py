@@ -17,13 +17,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from twisted.internet import threads
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.defer import Deferred
+from twisted.internet.interfaces import IHalfCloseableProtocol, IPushProducer
 from twisted.internet.protocol import Factory, Protocol
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from protocol import commands as c
+from protocol import reference
 from protocol.commands import TRADING_NAMES
 from protocol.errors import ErrorCode, ProtocolError
 from protocol.parser import MAX_LINE_BYTES, parse_request, peek_request
@@ -46,6 +48,8 @@ security = logging.getLogger("daytrade.security")
 E = ErrorCode
 _GARBAGE = (E.BAD_REQUEST, E.UNKNOWN_COMMAND)
 MAX_GARBAGE_IN_A_ROW = 10
+#: Every failed LOGIN says this, whatever failed, so that it never tells whether an id exists.
+WRONG_LOGIN = "wrong user id or password"
 
 
 @dataclass
@@ -148,9 +152,13 @@ class Gateway(Factory):
                 conn.transport.loseConnection()
 
 
-@implementer(IPushProducer)
+@implementer(IPushProducer, IHalfCloseableProtocol)
 class ClientConnection(Protocol):
-    """One client: line splitting, session state, routing."""
+    """One client: line splitting, session state, routing.
+
+    Half-closeable: the end of the client's input (`nc -N`, a pipe, `shutdown(SHUT_WR)`) is a
+    QUIT without its reply. Every line already received is answered, then the server closes.
+    """
 
     def __init__(self, gateway: Gateway, addr: Any) -> None:
         self.gw = gateway
@@ -170,6 +178,9 @@ class ClientConnection(Protocol):
         self._tokens_at = time.monotonic()
         self._closed = False
         self._quit: c.Quit | None = None
+        self._eof = False  # the client sent its last byte; close once all is answered
+        self._awaiting = 0  # session commands (PASSWD, STATS) waiting on the store or shards
+        self._old_password_proved: str | None = None  # OLDPASSWD's user, for the next PASSWD
 
     # --- connection life ----------------------------------------------------------------------
 
@@ -196,6 +207,30 @@ class ClientConnection(Protocol):
         if self._idle is not None and self._idle.active():
             self._idle.cancel()
 
+    def readConnectionLost(self) -> None:  # noqa: N802
+        """End of input: answer what came before it (PROTOCOL.md), then close."""
+        self._eof = True
+        self._after_input()
+
+    def writeConnectionLost(self) -> None:  # noqa: N802
+        """The client can no longer read: nothing it sent needs an answer any more."""
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def _after_input(self) -> None:
+        """After end of input: read the last, unterminated line, close once all is answered."""
+        if not self._eof or self._closed or self._paused_login:
+            return  # a LOGIN or QUIT in progress calls back here (or closes) when it is done
+        if self._buf:
+            tail, self._buf = self._buf, b""
+            if not self._discarding and tail.strip(b" \t\r"):
+                self._line(tail, now_ms())
+            if self._paused_login or self._closed:
+                return
+        if self.inflight == 0 and self._awaiting == 0 and self.transport is not None:
+            self.transport.loseConnection()
+            self._closed = True
+
     def _idle_out(self) -> None:
         self._idle = None
         if self.transport is not None:
@@ -215,7 +250,7 @@ class ClientConnection(Protocol):
         pass
 
     def _update_reading(self) -> None:
-        if self.transport is None or self._closed:
+        if self.transport is None or self._closed or self._eof:
             return
         if self._paused_output or self._paused_inflight or self._paused_login:
             self.transport.stopReading()
@@ -338,8 +373,10 @@ class ClientConnection(Protocol):
             self._paused_inflight = False
             self._update_reading()
         self.write_raw(b"\n".join(lines) + b"\n")
-        if self._quit is not None and self.inflight == 0:
+        if self._quit is not None and self.inflight == 0 and self._awaiting == 0:
             self._say_goodbye()
+        elif self._eof:
+            self._after_input()
 
     def _say_goodbye(self) -> None:
         quit_cmd, self._quit = self._quit, None
@@ -366,12 +403,14 @@ class ClientConnection(Protocol):
         kind = type(cmd)
         if kind is c.Ping:
             self._ok(cmd, {"pong": now})
+        elif kind is c.Help:
+            self._help(cmd)
         elif kind is c.Quit:
             # Every earlier request is answered first; nothing more is read meanwhile.
             self._quit = cmd
             self._paused_login = True
             self._update_reading()
-            if self.inflight == 0:
+            if self.inflight == 0 and self._awaiting == 0:
                 self._say_goodbye()
         elif kind is c.Auth:
             self._auth(cmd)
@@ -381,6 +420,8 @@ class ClientConnection(Protocol):
             self._error(cmd.txn, cmd.NAME, E.UNAUTHORIZED, "log in first (AUTH or LOGIN)")
         elif kind is c.Passwd:
             self._passwd(cmd)
+        elif kind is c.OldPasswd:
+            self._old_passwd(cmd)
         elif self.role != "operator":
             self._error(cmd.txn, cmd.NAME, E.FORBIDDEN, f"{cmd.NAME} is an operator command")
         elif kind is c.Watch:
@@ -388,6 +429,18 @@ class ClientConnection(Protocol):
             self._ok(cmd, {"user": cmd.user, "watching": True})
         elif kind is c.Stats:
             self._stats(cmd)
+
+    def _help(self, cmd: c.Help) -> None:
+        if cmd.topic is None:
+            self._ok(cmd, {"commands": reference.listing(),
+                           "more": "HELP,<command> explains one; docs/protocol.md has them all"})
+            return
+        found = reference.explain(cmd.topic)
+        if found is None:
+            self._error(cmd.txn, cmd.NAME, E.BAD_ARGUMENT,
+                        f"no command {cmd.topic!r}; HELP lists them")
+        else:
+            self._ok(cmd, found)
 
     def _auth(self, cmd: c.Auth) -> None:
         if token_matches(cmd.token, self.gw.operator_token):
@@ -407,40 +460,49 @@ class ClientConnection(Protocol):
         if user is not None:
             self.gw.sessions.setdefault(user, set()).add(self)
 
+    @property
+    def _host(self) -> str:
+        """The client's host, without its port: the lockout's key (docs/protocol.md)."""
+        return str(getattr(self.addr, "host", self.addr))
+
     def _login_failed(self, cmd: c.Command, user: str | None, why: str) -> None:
         self.gw.counters["login_failures"] += 1
         self._login_failures += 1
         code = E.UNAUTHORIZED
-        if user is not None and self.gw.limiter.failed(user):
-            security.warning("user %s locked after repeated failed logins", user)
+        if user is not None and self.gw.limiter.failed(user, self._host):
+            security.warning("user %s locked for %s after repeated failed logins", user,
+                             self._host)
         self._error(cmd.txn, cmd.NAME, code, why)
         if self._login_failures >= FAILURES_PER_CONNECTION:
             security.warning("closing %s after %d failed logins", self.addr, self._login_failures)
             self.transport.loseConnection()
 
+    def _locked_out(self, cmd: c.Login | c.OldPasswd) -> bool:
+        if not self.gw.limiter.locked(cmd.user, self._host):
+            return False
+        security.warning("login for locked user %s from %s", cmd.user, self.addr)
+        self._error(cmd.txn, cmd.NAME, E.LOCKED, "too many failed logins for this user id from "
+                                                 "your address; try again in 15 minutes")
+        return True
+
     def _login(self, cmd: c.Login, now: int) -> None:
         user = cmd.user
-        if self.gw.limiter.locked(user):
-            security.warning("login for locked user %s from %s", user, self.addr)
-            self._error(cmd.txn, cmd.NAME, E.LOCKED,
-                        "too many failed logins; this user id is locked for 15 minutes")
+        if self._locked_out(cmd):
             return
         self._pause_for_login(True)
         d = self.gw.store.call(_check_login, user, cmd.password)
 
         def checked(outcome: str) -> None:
             if outcome == "ok":
-                self.gw.limiter.succeeded(user)
+                self.gw.limiter.succeeded(user, self._host)
                 self._set_role("user", user)
                 self._ok(cmd, {"user": user, "signed_up": False})
                 self._pause_for_login(False)
             elif outcome == "no_password":
                 self._sign_up(cmd, now)
             else:
-                security.warning("failed LOGIN for %s from %s (%s)", user, self.addr, outcome)
-                self._login_failed(cmd, user, "wrong user id or password"
-                                   if outcome == "wrong" else
-                                   "this account has no password; ask the operator to set one")
+                security.warning("failed LOGIN for %s from %s", user, self.addr)
+                self._login_failed(cmd, user, WRONG_LOGIN)
                 self._pause_for_login(False)
 
         d.addCallbacks(checked, self._internal_failure, errbackArgs=(cmd,))
@@ -454,8 +516,11 @@ class ClientConnection(Protocol):
 
             created = bool(json.loads(lines[0]).get("result", {}).get("created"))
             if not created:
-                self._login_failed(cmd, user, "this account has no password; ask the operator "
-                                              "to set one")
+                # An account the operator made has no password: answered like a wrong one,
+                # so that LOGIN never tells a stranger which ids exist.
+                security.warning("failed LOGIN for %s from %s (no password set)", user,
+                                 self.addr)
+                self._login_failed(cmd, user, WRONG_LOGIN)
                 self._pause_for_login(False)
                 return
             d = self.gw.store.call(_set_password, user, cmd.password)
@@ -463,7 +528,9 @@ class ClientConnection(Protocol):
             def stored(_: Any) -> None:
                 security.info("user %s signed up from %s", user, self.addr)
                 self._set_role("user", user)
-                self._ok(cmd, {"user": user, "signed_up": True})
+                self._ok(cmd, {"user": user, "signed_up": True,
+                               "note": f"new account {user!r} with 0.00 cash; user ids are "
+                                       f"case-sensitive, so log in as exactly {user!r}"})
                 self._pause_for_login(False)
 
             d.addCallbacks(stored, self._internal_failure, errbackArgs=(cmd,))
@@ -473,11 +540,43 @@ class ClientConnection(Protocol):
             self._error(cmd.txn, cmd.NAME, E.BUSY, "the shard's queue is full; retry later")
             self._pause_for_login(False)
 
-    def _passwd(self, cmd: c.Passwd) -> None:
-        if self.role != "operator" and cmd.user != self.user:
-            self._error(cmd.txn, cmd.NAME, E.FORBIDDEN, f"{self.user} may not change the "
-                                                         f"password of {cmd.user}")
+    def _old_passwd(self, cmd: c.OldPasswd) -> None:
+        """A user proves their current password; the next command may be their PASSWD."""
+        self._old_password_proved = None
+        if self.role != "user" or cmd.user != self.user:
+            self._error(cmd.txn, cmd.NAME, E.FORBIDDEN, "OLDPASSWD is for a logged-in user's "
+                                                        "own password")
             return
+        if self._locked_out(cmd):
+            return
+        self._pause_for_login(True)  # the next line may be the PASSWD it allows
+
+        def checked(outcome: str) -> None:
+            if outcome == "ok":
+                self.gw.limiter.succeeded(cmd.user, self._host)
+                self._old_password_proved = cmd.user
+                self._ok(cmd, {"user": cmd.user, "next": "PASSWD,<user>,<new password>"})
+            else:
+                security.warning("failed OLDPASSWD for %s from %s", cmd.user, self.addr)
+                self._login_failed(cmd, cmd.user, "wrong password")
+            self._pause_for_login(False)
+
+        self.gw.store.call(_check_login, cmd.user, cmd.password).addCallbacks(
+            checked, self._internal_failure, errbackArgs=(cmd,))
+
+    def _passwd(self, cmd: c.Passwd) -> None:
+        if self.role != "operator":
+            if cmd.user != self.user:
+                self._error(cmd.txn, cmd.NAME, E.FORBIDDEN, f"{self.user} may not change the "
+                                                             f"password of {cmd.user}")
+                return
+            if self._old_password_proved != cmd.user:  # one OLDPASSWD allows one PASSWD
+                self._error(cmd.txn, cmd.NAME, E.UNAUTHORIZED,
+                            "give your current password first: OLDPASSWD,<user>,<current "
+                            "password>, then PASSWD,<user>,<new password>")
+                return
+            self._old_password_proved = None
+        answered: Deferred[Any] = Deferred()
 
         def exists(answers: list[Any], code: str | None) -> None:
             if code is not None:
@@ -487,6 +586,9 @@ class ClientConnection(Protocol):
             else:
                 d = self.gw.store.call(_set_password, cmd.user, cmd.password)
                 d.addCallbacks(done, self._internal_failure, errbackArgs=(cmd,))
+                d.chainDeferred(answered)
+                return
+            answered.callback(None)
 
         def done(_: Any) -> None:
             security.info("password of %s changed by %s", cmd.user, self.role)
@@ -496,6 +598,8 @@ class ClientConnection(Protocol):
         index = shard_of(cmd.user, self.gw.pool.count)
         if not self.gw.pool.submit(index, "A", (cmd.user,), exists, cmd.txn, cmd.NAME):
             self._error(cmd.txn, cmd.NAME, E.BUSY, "the shard's queue is full; retry later")
+            return
+        self._await(answered)
 
     def _stats(self, cmd: c.Stats) -> None:
         def done(shards: list[dict[str, Any]]) -> None:
@@ -503,7 +607,9 @@ class ClientConnection(Protocol):
                                            recoveries=len(self.gw.pool.recoveries)),
                            "shards": shards})
 
-        self.gw.pool.stats().addCallbacks(done, self._internal_failure, errbackArgs=(cmd,))
+        d = self.gw.pool.stats()
+        d.addCallbacks(done, self._internal_failure, errbackArgs=(cmd,))
+        self._await(d)
 
     def _pause_for_login(self, paused: bool) -> None:
         self._paused_login = paused
@@ -511,6 +617,22 @@ class ClientConnection(Protocol):
         if not paused and self._buf and b"\n" in self._buf:
             pending, self._buf = self._buf, b""
             self.dataReceived(pending)
+        if not self._paused_login:
+            self._after_input()
+
+    def _await(self, d: Any) -> None:
+        """Count a session command's pending answer, so that end of input waits for it."""
+        self._awaiting += 1
+
+        def settled(result: Any) -> Any:
+            self._awaiting -= 1
+            if self._quit is not None and self.inflight == 0 and self._awaiting == 0:
+                self._say_goodbye()
+            else:
+                self._after_input()
+            return result
+
+        d.addBoth(settled)
 
     def _internal_failure(self, failure: Failure, cmd: c.Command) -> None:
         log.error("%s failed: %s", cmd.NAME, failure.getTraceback())
@@ -538,8 +660,13 @@ class ClientConnection(Protocol):
 def _check_login(store: Directory, user: str, password: str) -> str:
     stored = store.get_password_hash(user)
     if stored is None:
+        # As slow as a wrong password, so that timing does not tell which ids have one.
+        verify_password(password, _DUMMY_HASH)
         return "no_password"
     return "ok" if verify_password(password, stored) else "wrong"
+
+
+_DUMMY_HASH = hash_password("a password nobody has")
 
 
 def _set_password(store: Directory, user: str, password: str) -> None:

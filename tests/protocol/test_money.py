@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.money import format_cents, parse_cents
+from protocol.money import MAX_AMOUNT_CENTS, MAX_AMOUNT_TEXT, format_cents, parse_cents
 
 
 @pytest.mark.parametrize(("text", "cents"), [
@@ -52,3 +52,8 @@ def test_format_then_parse_round_trips(cents):
 def test_parse_cents_is_none_or_a_non_negative_int(text):
     cents = parse_cents(text)
     assert cents is None or (type(cents) is int and cents >= 0)
+
+
+def test_the_stated_maximum_amount_is_the_largest_that_parses():
+    assert parse_cents(MAX_AMOUNT_TEXT) == MAX_AMOUNT_CENTS
+    assert parse_cents(format_cents(MAX_AMOUNT_CENTS + 1)) is None

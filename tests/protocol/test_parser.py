@@ -120,6 +120,9 @@ def test_password_keeps_trailing_spaces_but_not_the_line_ending():
     ("STATS", c.Stats()),
     ("PING", c.Ping()),
     ("QUIT ", c.Quit()),
+    ("HELP", c.Help()),
+    ("help, buy ", c.Help("BUY")),
+    ("OLDPASSWD,u1,old,pass word", c.OldPasswd("u1", "old,pass word")),
     ("ADD,_,1", c.Add("_", 100)),
     ("ADD," + "a" * 32 + ",1", c.Add("a" * 32, 100)),
 ])
@@ -251,6 +254,25 @@ def test_five_thousand_digit_amount_in_a_short_enough_line_fails_bad_amount():
 ])
 def test_good_amounts_are_trimmed_and_read_as_cents(amount, cents):
     assert parse_request(f"ADD,u1,{amount}") == c.Add("u1", cents)
+
+
+@pytest.mark.parametrize(("amount", "says"), [
+    ("-5.00", "must be positive and written without a sign"),
+    ("+5", "must be positive and written without a sign"),
+    ("1" * 23, "is too large: at most 9999999999.99"),
+    ("12345678901.5", "is too large: at most 9999999999.99"),
+    ("10.001", "has more than two decimals"),
+    ("5.", "needs digits after its decimal point"),
+    (".50", "needs a digit before its decimal point"),
+    ("1e3", "is not a number"),
+    ("NaN", "is not a number"),
+    ("", "is empty"),
+    ("0", "must be greater than zero"),
+])
+def test_amount_errors_say_what_is_wrong(amount, says):
+    error = fails(f"ADD,u1,{amount}", BadAmount)
+    assert error.code == ErrorCode.BAD_ARGUMENT
+    assert error.message.startswith(f"amount {says}"), error.message
 
 
 def test_bad_price_names_price_in_its_message():

@@ -100,13 +100,58 @@ def test_user_acts_for_themself_and_dumps_their_own_log(system):
         assert reply["ok"] and reply["result"]["events"] >= 2
 
 
-def test_user_changes_their_own_password(system):
+def test_user_changes_their_own_password_after_giving_the_current_one(system):
     with connect(system) as conn:
         conn.ask("LOGIN,kim,first-secret")
-        assert conn.ask("PASSWD,kim,second-secret")["ok"]
+        assert conn.ask("OLDPASSWD,kim,first-secret")["ok"]
+        assert conn.ask("PASSWD,kim,second,secret")["ok"]
     with connect(system) as conn:
         assert conn.ask("LOGIN,kim,first-secret")["error"]["code"] == "unauthorized"
-        assert conn.ask("LOGIN,kim,second-secret")["ok"]
+        assert conn.ask("LOGIN,kim,second,secret")["ok"]
+
+
+def test_user_passwd_without_the_current_password_is_refused(system):
+    with connect(system) as conn:
+        conn.ask("LOGIN,kurt,kurt-secret")
+        assert conn.ask("PASSWD,kurt,new-secret")["error"]["code"] == "unauthorized"
+    with connect(system) as conn:
+        assert conn.ask("LOGIN,kurt,kurt-secret")["ok"]
+
+
+def test_wrong_current_password_allows_no_passwd(system):
+    with connect(system) as conn:
+        conn.ask("LOGIN,kara,kara-secret")
+        assert conn.ask("OLDPASSWD,kara,not-her-secret")["error"]["code"] == "unauthorized"
+        assert conn.ask("PASSWD,kara,new-secret")["error"]["code"] == "unauthorized"
+    with connect(system) as conn:
+        assert conn.ask("LOGIN,kara,kara-secret")["ok"]
+
+
+def test_one_oldpasswd_allows_one_passwd(system):
+    with connect(system) as conn:
+        conn.ask("LOGIN,kent,kent-secret")
+        conn.ask("OLDPASSWD,kent,kent-secret")
+        assert conn.ask("PASSWD,kent,second-secret")["ok"]
+        assert conn.ask("PASSWD,kent,third-secret")["error"]["code"] == "unauthorized"
+    with connect(system) as conn:
+        assert conn.ask("LOGIN,kent,second-secret")["ok"]
+
+
+def test_sign_up_reply_echoes_the_exact_id_and_says_ids_are_case_sensitive(system):
+    with connect(system) as conn:
+        result = conn.ask("LOGIN,Olga_X,olga-secret")["result"]
+        assert result["user"] == "Olga_X" and result["signed_up"] is True
+        assert "case-sensitive" in result["note"] and "'Olga_X'" in result["note"]
+
+
+def test_login_to_an_account_without_password_fails_like_a_wrong_password(system):
+    with connect(system) as conn:
+        conn.ask("LOGIN,lars,lars-secret")
+    with connect(system) as conn:
+        no_password = conn.ask("LOGIN,carol,whatever123")["error"]
+        wrong_password = conn.ask("LOGIN,lars,whatever123")["error"]
+        assert no_password == wrong_password == {"code": "unauthorized",
+                                                 "message": "wrong user id or password"}
 
 
 def test_wrong_operator_token_is_unauthorized(system):
@@ -125,20 +170,34 @@ def test_five_failed_logins_close_the_connection(system):
         assert conn.closed_by_server()
 
 
-def test_ten_failed_logins_lock_the_user_id(system):
+def fail_ten_logins(system, user: str, source_host: str = "127.0.0.1") -> None:
+    for _ in range(2):
+        with LineClient(system.host, system.port, source_host=source_host) as conn:
+            for _ in range(5):
+                conn.send(f"LOGIN,{user},wrong-pass")
+                conn.reply()
+
+
+def test_ten_failed_logins_lock_the_user_id_for_that_address(system):
     with connect(system) as conn:
         conn.ask("LOGIN,mona,mona-secret")
-    for _ in range(2):
-        with connect(system) as conn:
-            for _ in range(5):
-                conn.send("LOGIN,mona,wrong-pass")
-                conn.reply()
+    fail_ten_logins(system, "mona")
     with connect(system) as conn:
         reply = conn.ask("LOGIN,mona,mona-secret")  # even the right password
         assert reply["error"]["code"] == "locked"
     security_log = (system.data_dir / "security.log").read_text()
     assert "failed LOGIN for mona" in security_log
     assert "mona-secret" not in security_log and "wrong-pass" not in security_log
+
+
+def test_failed_logins_from_another_address_do_not_lock_the_owner_out(system):
+    with connect(system) as conn:
+        conn.ask("LOGIN,mira,mira-secret")
+    fail_ten_logins(system, "mira", source_host="127.0.0.2")
+    with LineClient(system.host, system.port, source_host="127.0.0.2") as stranger:
+        assert stranger.ask("LOGIN,mira,mira-secret")["error"]["code"] == "locked"
+    with connect(system) as owner:
+        assert owner.ask("LOGIN,mira,mira-secret")["ok"]
 
 
 def test_operator_watch_receives_the_users_pushed_events(system):

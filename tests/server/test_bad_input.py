@@ -81,6 +81,14 @@ def test_bad_line_gets_its_error_code_and_changes_nothing(operator, line, code):
     assert summary(operator, "victim") == before
 
 
+def test_amount_error_reply_says_what_is_wrong(operator):
+    negative = operator.ask("ADD,victim,-5.00")["error"]
+    assert negative["code"] == "bad_argument"
+    assert negative["message"].startswith("amount must be positive and written without a sign")
+    huge = operator.ask("ADD,victim," + "1" * 23)["error"]
+    assert huge["message"].startswith("amount is too large: at most 9999999999.99")
+
+
 def test_invalid_utf8_is_a_bad_request(operator):
     reply = operator.ask(b"ADD,victim,\xff\xfe10.00")
     assert reply["error"]["code"] == "bad_request"

@@ -11,8 +11,12 @@ from typing import Any
 class LineClient:
     """Send raw request bytes, read JSON reply lines."""
 
-    def __init__(self, host: str, port: int, timeout: float = 20.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(self, host: str, port: int, timeout: float = 20.0,
+                 source_host: str | None = None) -> None:
+        """`source_host`: connect from this local address (e.g. 127.0.0.2, another client)."""
+        source = None if source_host is None else (source_host, 0)
+        self.sock = socket.create_connection((host, port), timeout=timeout,
+                                             source_address=source)
         self._buf = b""
 
     def send(self, data: bytes | str) -> None:
@@ -49,6 +53,20 @@ class LineClient:
                 return True
             self._buf += chunk
         return False
+
+    def end_input(self) -> None:
+        """Half-close: the server sees end of input, this side can still read (`nc -N`)."""
+        self.sock.shutdown(socket.SHUT_WR)
+
+    def replies_until_closed(self) -> list[dict[str, Any]]:
+        """Every reply line the server sends before it closes the connection."""
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                break
+            self._buf += chunk
+        lines, self._buf = self._buf.split(b"\n"), b""
+        return [json.loads(line) for line in lines if line.strip()]
 
     def close(self) -> None:
         self.sock.close()
