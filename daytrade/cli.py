@@ -20,16 +20,35 @@ SUBCOMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
+DESCRIPTION = ("daytrade: a day-trading system. Start the server with `daytrade up`, then talk "
+               "to it\nwith `nc 127.0.0.1 4000` (send HELP) or `daytrade tui`.")
+
+
+def version() -> str:
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as installed
+
+    try:
+        return installed("daytrade")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def usage() -> str:
     width = max(len(name) for name in SUBCOMMANDS)
     rows = "\n".join(f"  {name:<{width}}  {help_}" for name, (_, _, help_) in SUBCOMMANDS.items())
-    return f"usage: daytrade <command> [options]\n\ncommands:\n{rows}\n"
+    return (f"usage: daytrade <command> [options]\n\n{DESCRIPTION}\n\ncommands:\n{rows}\n\n"
+            "options:\n  -h, --help  this help; `daytrade <command> --help` for a command's\n"
+            "  --version   the installed version\n")
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if not args or args[0] in ("-h", "--help", "help"):
         sys.stdout.write(usage())
+        return 0
+    if args[0] in ("-V", "--version"):
+        sys.stdout.write(f"daytrade {version()}\n")
         return 0
     entry = SUBCOMMANDS.get(args[0])
     if entry is None:

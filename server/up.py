@@ -21,76 +21,81 @@ log = logging.getLogger("daytrade.up")
 
 
 def _parser() -> argparse.ArgumentParser:
+    from server.cli_args import (
+        ArgumentParser,
+        HelpFormatter,
+        above_zero,
+        at_least,
+        existing_file,
+        host_port,
+        port,
+        url,
+    )
     from server.quotes.legacy_client import (
         DEFAULT_HEDGE_AFTER,
         DEFAULT_HEDGE_BUDGET,
         DEFAULT_MAX_REQUESTS,
         HEDGE_RESERVE,
     )
+    from server.quotes.simulator import latency_spec
 
-    ap = argparse.ArgumentParser(prog="daytrade up", description=main.__doc__)
-    ap.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    ap.add_argument("--port", type=int, default=4000, help="TCP port (0: any free port)")
-    ap.add_argument("--shards", type=_at_least(int, 1), default=None,
+    ap = ArgumentParser(prog="daytrade up", description=main.__doc__,
+                                 formatter_class=HelpFormatter)
+    ap.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    ap.add_argument("--port", type=port, default=4000, help="TCP port (0: any free port)")
+    ap.add_argument("--shards", type=at_least(int, 1), default=None,
                     help="shard worker processes; fixed when the data is made (default: the "
                          "data's own count, or the number of cores for new data)")
-    ap.add_argument("--data-dir", default="daytrade-data", help="SQLite, token, dumps, logs")
-    ap.add_argument("--quote-server", metavar="HOST:PORT",
+    ap.add_argument("--data-dir", default="daytrade-data", metavar="DIR",
+                    help="journals, operator token, dumps, logs")
+    ap.add_argument("--quote-server", metavar="HOST:PORT", type=host_port,
                     help="a legacy quote server (default: start the simulator)")
     ap.add_argument("--quote-latency", default="legacy", metavar="fixed:<ms>|legacy",
-                    help="latency of the embedded simulator (default legacy)")
-    ap.add_argument("--quote-seed", type=int, default=468, help="seed of the embedded simulator")
+                    type=latency_spec, help="latency of the embedded simulator")
+    ap.add_argument("--quote-seed", type=at_least(int, 0), default=468, metavar="N",
+                    help="seed of the embedded simulator")
     ap.add_argument("--quote-prices", metavar="FILE",
                     help="JSON {SYM: cents} the embedded simulator quotes (re-read on change)")
-    ap.add_argument("--quote-timeout", type=float, default=5.0, help="seconds per quote fetch")
-    ap.add_argument("--quote-hedge-after", type=_at_least(float, 0.0), default=DEFAULT_HEDGE_AFTER,
+    ap.add_argument("--quote-timeout", type=above_zero, default=5.0, metavar="S",
+                    help="seconds per quote fetch")
+    ap.add_argument("--quote-hedge-after", type=at_least(float, 0.0), default=DEFAULT_HEDGE_AFTER,
                     metavar="S",
                     help="seconds without a reply before a quote fetch sends its next, identical "
-                         "request (hedging; default %(default)g; the legacy server's fast "
-                         "replies take ~10 ms on an idle machine, its slow ones 1-4 s)")
-    ap.add_argument("--quote-max-requests", type=_at_least(int, 1), default=DEFAULT_MAX_REQUESTS,
-                    metavar="N",
-                    help="requests per quote fetch at most, hedges included (default %(default)s)")
-    ap.add_argument("--quote-hedge-budget", type=_at_least(float, 1.0),
+                         "request (hedging; the legacy server's fast replies take ~10 ms on an "
+                         "idle machine, its slow ones 1-4 s)")
+    ap.add_argument("--quote-max-requests", type=at_least(int, 1), default=DEFAULT_MAX_REQUESTS,
+                    metavar="N", help="requests per quote fetch at most, hedges included")
+    ap.add_argument("--quote-hedge-budget", type=at_least(float, 1.0),
                     default=DEFAULT_HEDGE_BUDGET, metavar="R",
                     help="quote requests per fetch on average at most, hedges included: a shard "
-                         f"sends no hedge that would take it over R x fetches + {HEDGE_RESERVE:g} "
-                         "(default %(default)g)")
-    ap.add_argument("--redis-url", help="a Redis server (default: start a private one)")
+                         f"sends no hedge that would take it over R x fetches + {HEDGE_RESERVE:g}")
+    ap.add_argument("--redis-url", type=url("redis", "rediss", "unix"), metavar="URL",
+                    help="a Redis server (default: start a private one)")
     ap.add_argument("--no-redis", action="store_true", help="run without any Redis")
-    ap.add_argument("--mongo-url",
-                    help="keep the shards' journals and the credentials in MongoDB, not SQLite")
-    ap.add_argument("--sweep-interval", type=_at_least(float, 0.05), default=2.0,
-                    help="seconds between trigger sweeps (default 2)")
-    ap.add_argument("--snapshot-interval", type=_at_least(float, 0.05), default=5.0,
+    ap.add_argument("--mongo-url", type=url("mongodb", "mongodb+srv"), metavar="URL",
+                    help="store state in MongoDB instead of SQLite")
+    ap.add_argument("--sweep-interval", type=at_least(float, 0.05), default=2.0, metavar="S",
+                    help="seconds between trigger sweeps")
+    ap.add_argument("--snapshot-interval", type=at_least(float, 0.05), default=5.0, metavar="S",
                     help="seconds between a shard's background snapshots; a restart replays "
-                         "the journal written since the newest one (default 5)")
-    ap.add_argument("--idle-timeout", type=float, default=15 * 60.0,
-                    help="seconds before an idle connection is closed (default 900)")
-    ap.add_argument("--max-in-flight", type=int, default=2_000,
+                         "the journal written since the newest one")
+    ap.add_argument("--idle-timeout", type=at_least(float, 0.0), default=15 * 60.0, metavar="S",
+                    help="seconds before an idle connection is closed (0: never)")
+    ap.add_argument("--max-in-flight", type=at_least(int, 1), default=2_000, metavar="N",
                     help="commands in flight per connection before reading pauses")
-    ap.add_argument("--rate-limit", type=float, default=0.0,
+    ap.add_argument("--rate-limit", type=at_least(float, 0.0), default=0.0, metavar="R",
                     help="commands/s per connection before `busy` (0: unlimited)")
-    ap.add_argument("--tls-cert", metavar="FILE", help="PEM certificate: also listen for TLS")
-    ap.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
-    ap.add_argument("--tls-port", type=int, help="TLS port (default: --port + 1; 0: any free port)")
-    ap.add_argument("--rate-burst", type=int, default=1_000,
+    ap.add_argument("--rate-burst", type=at_least(int, 1), default=1_000, metavar="N",
                     help="commands a connection may send at once above --rate-limit")
-    ap.add_argument("--log-level", default="WARNING")
+    ap.add_argument("--tls-cert", metavar="FILE", type=existing_file,
+                    help="PEM certificate: also listen for TLS")
+    ap.add_argument("--tls-key", metavar="FILE", type=existing_file,
+                    help="PEM private key of --tls-cert")
+    ap.add_argument("--tls-port", type=port, metavar="PORT",
+                    help="TLS port (default: --port + 1; 0: any free port)")
+    ap.add_argument("--log-level", default="WARNING", type=str.upper,
+                    choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     return ap
-
-
-def _at_least(kind: type, low: float) -> Any:
-    """An argparse type: a `kind` (int or float) not below `low`."""
-
-    def parse(text: str) -> Any:
-        value = kind(text)
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low:g}, not {text}")
-        return value
-
-    parse.__name__ = kind.__name__  # argparse names the type in its error messages
-    return parse
 
 
 class Simulator:
@@ -127,9 +132,28 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")
+    if args.no_redis and args.redis_url:
+        ap.error("--no-redis and --redis-url exclude each other")
+    if args.tls_port is not None and not args.tls_cert:
+        ap.error("--tls-port needs --tls-cert and --tls-key")
+    if args.tls_cert:
+        from server.tls import certificate_options
+
+        try:
+            certificate_options(args.tls_cert, args.tls_key)
+        except Exception as exc:  # noqa: BLE001 (pyOpenSSL raises several kinds)
+            ap.error(f"argument --tls-cert/--tls-key: not a PEM certificate and its key ({exc})")
     data_dir = Path(args.data_dir).resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    (data_dir / "dumps").mkdir(exist_ok=True)
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        (data_dir / "dumps").mkdir(exist_ok=True)
+    except OSError as exc:
+        ap.error(f"argument --data-dir: cannot use {data_dir}: {exc.strerror}")
+    # Before anything starts: a taken port is refused with one line and nothing left running.
+    taken = _port_taken(args.host, args.port)
+    if taken is not None:
+        print(f"daytrade up: cannot listen on {args.host}:{args.port}: {taken}", file=sys.stderr)
+        return 1
     logging.basicConfig(level=args.log_level,
                         format="%(asctime)s gateway %(name)s %(levelname)s %(message)s")
     security = logging.getLogger("daytrade.security")
@@ -162,8 +186,7 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             directory.close()
         if args.quote_server:
-            qhost, _, qport = args.quote_server.rpartition(":")
-            quote_host, quote_port = qhost or "127.0.0.1", int(qport)
+            quote_host, quote_port = args.quote_server
         else:
             sim = Simulator(args.quote_latency, args.quote_seed, args.quote_prices,
                             data_dir / "quotes.log")
@@ -179,6 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         token, token_path = write_operator_token(data_dir)
         return _serve(args, data_dir, location, quote_host, quote_port, redis_url, token,
                       token_path)
+    except KeyboardInterrupt:  # Ctrl-C while starting: the reactor's own handler is not in yet
+        print(f"stopped; data in {data_dir}", flush=True)
+        return 130
     finally:
         for cleanup in reversed(cleanups):
             cleanup()
@@ -187,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace, data_dir: Path, location: str, quote_host: str,
            quote_port: int, redis_url: str | None, token: str, token_path: Path) -> int:
     from twisted.internet import reactor
+    from twisted.internet.error import CannotListenError
 
     from server.gateway import Gateway, GatewaySettings, StoreThread, TxnAllocator
     from server.shard_pool import ShardPool
@@ -216,16 +243,28 @@ def _serve(args: argparse.Namespace, data_dir: Path, location: str, quote_host: 
     gateway = Gateway(pool, store_thread, token, txns, settings, reactor)
     gateway_ref.append(gateway)
 
-    pool.start()
-    port = reactor.listenTCP(args.port, gateway, interface=args.host, backlog=1024)
-    host = port.getHost()
-    tls_port = None
-    if args.tls_cert:
-        from server.tls import listen_tls
+    # Listen before any shard starts, so that a port in use leaves nothing running.
+    port: Any = None
+    tls_port: Any = None
+    try:
+        port = reactor.listenTCP(args.port, gateway, interface=args.host, backlog=1024)
+        if args.tls_cert:
+            from server.tls import listen_tls
 
-        wanted = args.tls_port if args.tls_port is not None else (
-            args.port + 1 if args.port else 0)
-        tls_port = listen_tls(reactor, gateway, wanted, args.tls_cert, args.tls_key, args.host)
+            wanted = args.tls_port if args.tls_port is not None else (
+                args.port + 1 if args.port else 0)
+            tls_port = listen_tls(reactor, gateway, wanted, args.tls_cert, args.tls_key,
+                                  args.host)
+    except CannotListenError as exc:
+        print(f"daytrade up: cannot listen on {exc.interface or '0.0.0.0'}:{exc.port}: "
+              f"{getattr(exc.socketError, 'strerror', None) or exc.socketError}",
+              file=sys.stderr)
+        if port is not None:
+            port.stopListening()
+        store_thread.stop()
+        return 1
+    host = port.getHost()
+    pool.start()
 
     def shutdown() -> Any:
         port.stopListening()
@@ -247,9 +286,33 @@ def _serve(args: argparse.Namespace, data_dir: Path, location: str, quote_host: 
     print(f"try: nc {host.host} {host.port}  then  AUTH,<token>  then  ADD,alice,100.00",
           flush=True)
     started = time.monotonic()
-    reactor.run()
+    reactor.run()  # until Ctrl-C or SIGTERM: Twisted's handlers stop it and run `shutdown`
     log.info("stopped after %.1f s", time.monotonic() - started)
+    print(f"stopped; data in {data_dir}", flush=True)
     return 0
+
+
+def _port_taken(host: str, port: int) -> str | None:
+    """Why `host:port` cannot be listened on (None: it can, or port 0 picks any free one).
+
+    Binds the way Twisted's listenTCP does (SO_REUSEADDR), so a port in TIME_WAIT passes."""
+    if port == 0:
+        return None
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except socket.gaierror as exc:
+        return f"unknown host ({exc.strerror})"
+    family, _, _, _, address = infos[0]
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(address)
+            probe.listen(1)
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
 
 
 def _max_txn(open_journal: Any, location: str, shards: int) -> int:

@@ -292,22 +292,35 @@ def _parse_request(line: bytes) -> tuple[str, str] | str:
     return symbol, user
 
 
+def latency_spec(text: str) -> str:
+    """An argparse type: a latency spec `Latency.parse` accepts, kept as written."""
+    try:
+        Latency.parse(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="daytrade quotes", description="Run the legacy quote-server simulator."
+    from server.cli_args import ArgumentParser, HelpFormatter, at_least, port
+
+    p = ArgumentParser(
+        prog="daytrade quotes", description="Run the legacy quote-server simulator.",
+        formatter_class=HelpFormatter,
     )
-    p.add_argument("--port", type=int, default=DEFAULT_PORT, help="TCP port (0 picks a free one)")
+    p.add_argument("--port", type=port, default=DEFAULT_PORT, help="TCP port (0 picks a free one)")
     p.add_argument(
         "--latency",
-        type=Latency.parse,
-        default=Latency("fixed", 0),
+        type=latency_spec,
+        default="fixed:0",
         metavar="fixed:<ms>|legacy",
-        help="reply delay (default fixed:0)",
+        help="reply delay",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed of prices, keys and latencies")
+    p.add_argument("--seed", type=at_least(int, 0), default=0, metavar="N",
+                   help="seed of prices, keys and latencies")
     p.add_argument("--prices", metavar="FILE", help='JSON {"SYM": cents}, re-read on change')
-    p.add_argument("--backlog", type=int, default=LISTEN_BACKLOG,
-                   help="connections queued for accept (default %(default)s)")
+    p.add_argument("--backlog", type=at_least(int, 1), default=LISTEN_BACKLOG, metavar="N",
+                   help="connections queued for accept")
     return p
 
 
@@ -317,7 +330,8 @@ def main(argv: list[str] | None = None) -> int:
     from twisted.internet import reactor
     from twisted.internet.error import CannotListenError
 
-    simulator = QuoteSimulator(seed=args.seed, latency=args.latency, prices_file=args.prices)
+    simulator = QuoteSimulator(seed=args.seed, latency=Latency.parse(args.latency),
+                               prices_file=args.prices)
     try:
         port = simulator.listen(reactor, args.port, backlog=args.backlog)
     except CannotListenError as e:

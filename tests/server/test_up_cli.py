@@ -1,0 +1,182 @@
+"""`daytrade up`, `daytrade quotes` and `daytrade` as a newcomer meets them: one-line errors for
+bad flags and a taken port (with nothing left running), help with defaults, a version, Ctrl-C,
+and an operator token that survives a restart."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.system import RunningSystem
+
+pytestmark = pytest.mark.e2e
+
+
+def daytrade(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "daytrade", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def processes_in_session(sid: int) -> list[int]:
+    """Live processes of session `sid` (a child started with start_new_session leads one)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[3]) == sid and fields[0] != "Z":  # fields[3]: session id
+            found.append(int(entry.name))
+    return found
+
+
+def up_in_its_own_session(*args: str) -> tuple[subprocess.CompletedProcess, list[int]]:
+    """Run `daytrade up ARGS` to its end; its result and what of its session still runs."""
+    process = subprocess.Popen([sys.executable, "-m", "daytrade", "up", *args],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               start_new_session=True)
+    try:
+        out, err = process.communicate(timeout=60)
+    finally:
+        left = processes_in_session(process.pid)
+        for pid in left:
+            os.kill(pid, signal.SIGKILL)
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err), left
+
+
+@pytest.fixture
+def taken_port():
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen(1)
+        yield holder.getsockname()[1]
+
+
+def test_a_port_in_use_is_one_line_a_failure_and_leaves_nothing_running(tmp_path, taken_port):
+    result, left = up_in_its_own_session("--port", str(taken_port), "--data-dir",
+                                         str(tmp_path / "data"))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        f"daytrade up: cannot listen on 127.0.0.1:{taken_port}: Address already in use"]
+    assert left == []
+
+
+def test_a_tls_port_in_use_is_one_line_a_failure_and_leaves_nothing_running(tmp_path,
+                                                                              taken_port):
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl tool is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    # the plain port is free, so simulator, Redis and store are up when the TLS port fails
+    result, left = up_in_its_own_session("--port", "0", "--data-dir", str(tmp_path / "data"),
+                                         "--tls-cert", str(cert), "--tls-key", str(key),
+                                         "--tls-port", str(taken_port))
+    assert result.returncode != 0
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert f":{taken_port}: " in result.stderr and "cannot listen" in result.stderr
+    assert left == []
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--port", "70000"], "argument --port: a port is 0 to 65535, not 70000"),
+    (["--port", "http"], "argument --port: a port is a whole number"),
+    (["--tls-port", "-1"], "argument --tls-port: a port is 0 to 65535"),
+    (["--quote-timeout", "0"], "argument --quote-timeout: must be greater than 0"),
+    (["--quote-timeout", "nan"], "argument --quote-timeout: must be at least 0"),
+    (["--sweep-interval", "0"], "argument --sweep-interval: must be at least 0.05"),
+    (["--snapshot-interval", "-1"], "argument --snapshot-interval: must be at least 0.05"),
+    (["--idle-timeout", "-5"], "argument --idle-timeout: must be at least 0"),
+    (["--max-in-flight", "0"], "argument --max-in-flight: must be at least 1"),
+    (["--rate-limit", "-1"], "argument --rate-limit: must be at least 0"),
+    (["--rate-burst", "0"], "argument --rate-burst: must be at least 1"),
+    (["--quote-max-requests", "0"], "argument --quote-max-requests: must be at least 1"),
+    (["--quote-hedge-budget", "0.5"], "argument --quote-hedge-budget: must be at least 1"),
+    (["--quote-hedge-after", "-1"], "argument --quote-hedge-after: must be at least 0"),
+    (["--quote-seed", "-1"], "argument --quote-seed: must be at least 0"),
+    (["--quote-latency", "fast"], "argument --quote-latency: latency must be fixed:<ms>"),
+    (["--quote-server", "localhost"], "argument --quote-server: must be HOST:PORT"),
+    (["--quote-server", "localhost:0"], "argument --quote-server: must be HOST:PORT"),
+    (["--redis-url", "localhost:6379"], "argument --redis-url: must be a URL redis://"),
+    (["--mongo-url", "localhost"], "argument --mongo-url: must be a URL mongodb://"),
+    (["--log-level", "LOUD"], "argument --log-level: invalid choice"),
+    (["--tls-cert", "/no/such.pem", "--tls-key", "/no/such.key"],
+     "argument --tls-cert: no such file"),
+    (["--tls-port", "4443"], "--tls-port needs --tls-cert and --tls-key"),
+    (["--no-redis", "--redis-url", "redis://127.0.0.1:1"],
+     "--no-redis and --redis-url exclude each other"),
+])
+def test_a_bad_up_flag_is_one_line_and_starts_nothing(tmp_path, flags, says):
+    result = daytrade("up", "--data-dir", str(tmp_path / "data"), *flags)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"daytrade up: {says}"), result.stderr
+    assert not (tmp_path / "data").exists()
+
+
+@pytest.mark.parametrize(("flags", "says"), [
+    (["--port", "65536"], "argument --port: a port is 0 to 65535"),
+    (["--latency", "fixed:"], "argument --latency: latency must be fixed:<ms> or legacy"),
+    (["--seed", "x"], "argument --seed: must be a whole number"),
+    (["--backlog", "0"], "argument --backlog: must be at least 1"),
+])
+def test_a_bad_quotes_flag_is_one_line(flags, says):
+    result = daytrade("quotes", *flags)
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert result.stderr.startswith(f"daytrade quotes: {says}"), result.stderr
+
+
+def test_daytrade_help_describes_the_system_and_its_commands():
+    out = daytrade("--help").stdout
+    assert "a day-trading system" in out and "daytrade up" in out and "--version" in out
+
+
+def test_daytrade_version_prints_the_version():
+    result = daytrade("--version")
+    assert result.returncode == 0 and result.stdout.startswith("daytrade ")
+
+
+@pytest.mark.parametrize("command", ["up", "quotes"])
+def test_help_shows_defaults(command):
+    out = " ".join(daytrade(command, "--help").stdout.split())
+    assert "(default: 4000)" in out if command == "up" else "(default: 4444)" in out
+    assert "(default: None)" not in out
+
+
+def test_ctrl_c_prints_one_line_naming_the_data_dir(tmp_path):
+    system = RunningSystem(tmp_path / "data").start()
+    try:
+        system.process.send_signal(signal.SIGINT)
+        assert system.process.wait(30) == 0
+        rest = system.process.stdout.read()
+    finally:
+        system.stop()
+    assert rest.strip().splitlines()[-1] == f"stopped; data in {system.data_dir.resolve()}"
+
+
+def test_the_operator_token_is_kept_across_restarts_of_the_same_data_dir(tmp_path):
+    with RunningSystem(tmp_path / "data") as first:
+        token = first.token
+    with RunningSystem(tmp_path / "data") as second:
+        assert second.token == token
+
+
+def test_an_operator_token_file_others_could_read_is_replaced(tmp_path):
+    with RunningSystem(tmp_path / "data") as first:
+        token = first.token
+    (tmp_path / "data" / "operator.token").chmod(0o644)
+    with RunningSystem(tmp_path / "data") as second:
+        assert second.token != token
+        assert (tmp_path / "data" / "operator.token").stat().st_mode & 0o777 == 0o600
