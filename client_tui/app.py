@@ -7,7 +7,6 @@ The app owns the Connection, the AccountStore and the TradingSession; screens as
 from __future__ import annotations
 
 import argparse
-import asyncio
 import sys
 from collections.abc import Sequence
 from datetime import tzinfo
@@ -42,6 +41,7 @@ from client_tui.model.intents import (
 )
 from client_tui.model.store import AccountStore
 from client_tui.model.triggers import TriggerRow
+from client_tui.model.watchlist import default_data_dir, load, merged, save, watchlist_path
 from client_tui.palette import TradeCommands
 from client_tui.screens.dashboard import DashboardScreen
 from client_tui.screens.funds import AddFundsDialog
@@ -53,9 +53,7 @@ from client_tui.session import TradingSession
 from client_tui.view_context import ViewContext
 from client_tui.widgets.account_header import LinkStatus
 
-#: Seconds between DISPLAY_SUMMARY refreshes (besides the one after every change).
-SUMMARY_EVERY = 5.0
-#: Seconds between redraws and quote checks.
+#: Seconds between redraws (clocks, ages, countdowns; no request is sent by it).
 TICK = 1.0
 
 
@@ -72,7 +70,7 @@ class DaytradeApp(App[None]):
                  clock: Clock | None = None, tz: tzinfo | None = None,
                  export_dir: Path | None = None, ping_every: float = PING_EVERY,
                  backoff: tuple[float, ...] = BACKOFF, tick: float = TICK,
-                 summary_every: float = SUMMARY_EVERY) -> None:
+                 data_dir: Path | None = None) -> None:
         super().__init__()
         self.host, self.port, self.user = host, port, user
         self.demo = demo
@@ -80,7 +78,9 @@ class DaytradeApp(App[None]):
         self.clock = clock or SystemClock()
         self.tz = tz
         self.export_dir = export_dir or Path.cwd()
-        self.tick, self.summary_every = tick, summary_every
+        self.tick = tick
+        #: Where the watchlist is kept per user (None: the XDG data dir, read at login).
+        self.data_dir = data_dir
         self.connection = Connection(self, connector=connector, clock=self.clock,
                                      ping_every=ping_every, backoff=backoff)
         self.store = AccountStore()
@@ -88,7 +88,8 @@ class DaytradeApp(App[None]):
         self.link = LinkStatus(ConnState.OFFLINE)
         self.dashboard: DashboardScreen | None = None
         self._logged_in = False
-        self._last_summary = float("-inf")
+        #: The watchlist as last written to disk (written again when it differs).
+        self._saved_watchlist: tuple[str, ...] = ()
 
     @property
     def logged_in(self) -> bool:
@@ -113,16 +114,20 @@ class DaytradeApp(App[None]):
         self._logged_in = True
         if outcome.result.get("signed_up") and self.demo is None:
             self.notify(f"Signed up as {user}: a new account with 0.00 cash (a adds funds)")
-        for symbol in self.initial_watchlist:
+        path = self.watchlist_file
+        saved = load(path) if path is not None else []
+        for symbol in merged(saved, self.initial_watchlist):
             self.store.watch(symbol)
+        self._saved_watchlist = tuple(saved)
         self.dashboard = DashboardScreen(self)
         # Pushed over the login screen, whose worker is running this (switching would end it).
         await self.push_screen(self.dashboard)
         self._status(f"{self.connection.detail} · ? shows every key")
         await self.session.refresh_summary()
-        self._last_summary = self.clock.monotonic()
         self.render_views()
-        self._poll()
+        # One round of quotes for what is on screen; from then on quotes are asked for only
+        # when the user refreshes (r), opens a ticket or adds a symbol: no polling.
+        self._load_quotes()
         return outcome
 
     @work(exclusive=True, group="demo")
@@ -157,17 +162,46 @@ class DaytradeApp(App[None]):
 
     # --- refreshing -----------------------------------------------------------------------
 
-    @work(exclusive=True, group="poll")
-    async def _poll(self) -> None:
-        """Keep the summary and the quotes in play fresh while connected."""
-        while self._logged_in:
-            if self.connection.state == ConnState.CONNECTED:
-                if self.clock.monotonic() - self._last_summary >= self.summary_every:
-                    self._last_summary = self.clock.monotonic()
-                    await self.session.refresh_summary()
-                await self.session.refresh_quotes()
-                self.render_views()
-            await asyncio.sleep(self.tick)
+    @work(group="quotes")
+    async def _load_quotes(self, symbols: Sequence[str] | None = None) -> None:
+        """QUOTE the symbols in play (or `symbols`) that were never quoted yet."""
+        await self.session.quote_unseen(symbols)
+        self.render_views()
+
+    def refresh_all(self) -> None:
+        """The refresh key (r): the account, then a fresh quote of every symbol in play."""
+        if self._logged_in:
+            self._refresh_all()
+
+    @work(exclusive=True, group="refresh-all")
+    async def _refresh_all(self) -> None:
+        self._status("Refreshing the account and the quotes …")
+        summary = await self.session.refresh_summary()
+        outcomes = await self.session.refresh_quotes(force=True)
+        failed = [o for o in [summary, *outcomes] if not o.ok]
+        if not failed:
+            self._status(f"{fmt.clock(self.clock.now_ms(), self.tz)} refreshed: the account "
+                         f"and {fmt.plural(len(outcomes), 'quote')}")
+        self.render_views()
+
+    @property
+    def watchlist_file(self) -> Path | None:
+        """This user's watchlist file (None before login)."""
+        if not self.store.user:
+            return None
+        return watchlist_path(self.data_dir or default_data_dir(), self.store.user)
+
+    def _save_watchlist(self) -> None:
+        """Write the watchlist when it changed (watch, unwatch, a symbol newly owned)."""
+        current = tuple(self.store.watchlist)
+        path = self.watchlist_file
+        if current == self._saved_watchlist or path is None or not self._logged_in:
+            return
+        self._saved_watchlist = current
+        try:
+            save(path, current)
+        except OSError as exc:
+            self.notify(f"Could not save the watchlist to {path}: {exc}", severity="warning")
 
     def render_views(self) -> None:
         """Hand the dashboard the store and the clocks (attributes down).
@@ -175,6 +209,7 @@ class DaytradeApp(App[None]):
         Under a dialog only the header is redrawn (it shows above the dialog); the views wait
         for the dialog to close, which redraws them.
         """
+        self._save_watchlist()
         if self.dashboard is None or self.dashboard not in self.screen_stack:
             return
         ctx = ViewContext(self.store, self.clock.now_ms(), self.connection.server_now_ms(),
@@ -240,8 +275,11 @@ class DaytradeApp(App[None]):
 
     @work(group="refresh")
     async def _refresh(self) -> None:
+        """After a pushed event or a reconnection: the account again (a trigger may have bought
+        a symbol never quoted: quote it once)."""
         await self.session.refresh_summary()
-        self._last_summary = self.clock.monotonic()
+        self.render_views()
+        await self.session.quote_unseen()
         self.render_views()
 
     # --- Trader: actions the screens ask for ----------------------------------------------
@@ -272,7 +310,11 @@ class DaytradeApp(App[None]):
         self._quote(symbol, announce=False)
 
     def unwatch(self, symbol: str) -> None:
-        if self.store.unwatch(symbol):
+        owned = self.store.owned().get(symbol, 0)
+        if owned:
+            self.notify(f"You own {fmt.plural(owned, 'share')} of {symbol}: it stays on the "
+                        "watchlist while you do", severity="warning")
+        elif self.store.unwatch(symbol):
             self.notify(f"{symbol} removed from the watchlist")
         self.render_views()
 
@@ -330,6 +372,8 @@ class DaytradeApp(App[None]):
 
     def run_intent(self, intent: Intent) -> None:
         """Run a typed command from the palette."""
+        if self.dashboard is not None and self.dashboard.is_attached:
+            self.dashboard.acknowledge()
         match intent:
             case PlaceOrder(side, symbol, amount):
                 self.open_ticket(side, symbol, amount, place=True)

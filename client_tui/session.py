@@ -89,12 +89,20 @@ class TradingSession:
         self.on_change()
         return outcome, sample
 
-    async def refresh_quotes(self, symbols: Sequence[str] | None = None) -> list[Outcome]:
-        """QUOTE every symbol in play whose quote is due (all at once, pipelined)."""
+    async def refresh_quotes(self, symbols: Sequence[str] | None = None,
+                             force: bool = False) -> list[Outcome]:
+        """QUOTE every symbol in play whose quote is due (`force`: all of them), pipelined."""
         now = self.clock.now_ms()
         wanted = self.store.symbols_in_play() if symbols is None else list(symbols)
-        due = [s for s in wanted if self.store.quotes.due(s, now)]
+        due = [s for s in wanted if force or self.store.quotes.due(s, now)]
         results = await asyncio.gather(*(self.quote(s) for s in due))
+        return [outcome for outcome, _ in results]
+
+    async def quote_unseen(self, symbols: Sequence[str] | None = None) -> list[Outcome]:
+        """QUOTE the symbols in play (or `symbols`) never asked for in this session."""
+        wanted = self.store.symbols_in_play() if symbols is None else list(symbols)
+        unseen = [s for s in wanted if not self.store.quotes.asked(s)]
+        results = await asyncio.gather(*(self.quote(s) for s in unseen))
         return [outcome for outcome, _ in results]
 
     # --- changes --------------------------------------------------------------------------

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 
-from protocol.money import format_cents
+from protocol.money import format_cents, parse_cents
 
 
 def money(cents: int) -> str:
@@ -13,6 +13,22 @@ def money(cents: int) -> str:
     whole, frac = text.split(".")
     grouped = f"{int(whole):,}"
     return f"{'-' if cents < 0 else ''}{grouped}.{frac}"
+
+
+def money_text(value: object) -> str:
+    """A reply's money string (`"12500.00"`) as `money` shows it (`12,500.00`); anything that
+    is not one is shown as it is."""
+    if isinstance(value, str):
+        negative = value.startswith("-")
+        cents = parse_cents(value[1:] if negative else value)
+        if cents is not None:
+            return money(-cents if negative else cents)
+    return "" if value is None else str(value)
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """`1 share`, `2 shares`, `1,000 shares` (`nouns`: an irregular plural)."""
+    return f"{n:,} {noun if n == 1 else (nouns or noun + 's')}"
 
 
 def signed_money(cents: int) -> str:

@@ -19,6 +19,8 @@ HISTORY_KEPT = 60
 REFRESH_EVERY_MS = 20_000
 
 SPARK_BARS = "▁▂▃▄▅▆▇█"
+#: Fewer distinct quotes than this draw no sparkline (one or two points say nothing).
+MIN_CHART_POINTS = 3
 
 
 class Freshness(StrEnum):
@@ -91,6 +93,10 @@ class QuoteBook:
         """Prices of the distinct quotes seen for `symbol`, oldest first."""
         return [s.price for s in self._samples.get(symbol, ())]
 
+    def samples(self, symbol: str) -> list[QuoteSample]:
+        """The distinct quotes seen for `symbol`, oldest first."""
+        return list(self._samples.get(symbol, ()))
+
     def last_prices(self) -> dict[str, int]:
         return {sym: samples[-1].price for sym, samples in self._samples.items() if samples}
 
@@ -102,6 +108,10 @@ class QuoteBook:
             return True
         return (latest.age_at(now_ms) >= QUOTE_LIFETIME_MS
                 or now_ms - asked >= refresh_every_ms)
+
+    def asked(self, symbol: str) -> bool:
+        """Whether `symbol` was ever quoted in this session (a failed ask does not count)."""
+        return symbol in self._asked
 
     def forget(self, symbol: str) -> None:
         self._samples.pop(symbol, None)

@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from client_tui.model.activity import ActivityLog
 from client_tui.model.history import TransactionLog
-from client_tui.model.portfolio import Position, Totals, cost_basis, positions, totals
+from client_tui.model.portfolio import (
+    Position,
+    Totals,
+    cost_basis,
+    held_shares,
+    positions,
+    totals,
+)
 from client_tui.model.quotes import QuoteBook
 from client_tui.model.summary import PendingOrder, Summary
 from client_tui.model.triggers import TriggerRow, trigger_rows
@@ -34,6 +41,8 @@ class AccountStore:
         """Take a DISPLAY_SUMMARY (newest page); returns how many of its transactions were new."""
         self.summary = summary
         self.summary_loaded = True
+        for symbol in self.owned():
+            self.watch(symbol)  # what the user owns is on the watchlist
         return self.history.merge(summary.transactions, summary.transactions_total)
 
     def set_cash(self, cash: int) -> None:
@@ -51,13 +60,23 @@ class AccountStore:
         return True
 
     def unwatch(self, symbol: str) -> bool:
-        if symbol not in self.watchlist:
+        """Take `symbol` off the watchlist; False if it was not on it or is owned (an owned
+        symbol stays while the user owns it)."""
+        if symbol not in self.watchlist or self.owned().get(symbol):
             return False
         self.watchlist.remove(symbol)
         self.quote_errors.pop(symbol, None)
         return True
 
     # --- derived --------------------------------------------------------------------------
+
+    def owned(self) -> dict[str, int]:
+        """Shares owned per symbol: free, and held by pending sells and sell triggers."""
+        held = held_shares(self.summary)
+        owned = {s: n + held.get(s, 0) for s, n in self.summary.holdings.items()}
+        for symbol, n in held.items():
+            owned.setdefault(symbol, n)
+        return {s: n for s, n in owned.items() if n > 0}
 
     def positions(self) -> list[Position]:
         basis = cost_basis(self.history.chronological())

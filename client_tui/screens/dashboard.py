@@ -34,14 +34,16 @@ class DashboardScreen(Screen):
     """Views get state via `show()` (attributes down); their requests bubble up as messages."""
 
     AUTO_FOCUS = "#watch-table"
+    # Short labels, so that the footer keeps every one at 80 columns.
     BINDINGS = [
-        Binding("q", "app.quit", "Quit"),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("slash", "watch", "Add symbol", key_display="/"),
         Binding("b", "buy", "Buy"),
         Binding("s", "sell", "Sell"),
         Binding("t", "trigger", "Trigger"),
-        Binding("a", "add_funds", "Add funds"),
+        Binding("a", "add_funds", "Funds", tooltip="add funds"),
+        Binding("slash", "watch", "Watch", key_display="/", tooltip="add a symbol"),
+        Binding("r", "refresh", "Refresh", tooltip="the account and every quote in play"),
+        Binding("question_mark", "help", "Help", key_display="?"),
+        Binding("q", "app.quit", "Quit"),
         Binding("escape", "focus_table", "Table", show=False),
         *(Binding(str(i), f"tab('{pane}')", title, show=False)
           for i, (pane, title, _) in enumerate(TABS, start=1)),
@@ -60,7 +62,11 @@ class DashboardScreen(Screen):
                 with TabPane(title, id=pane):
                     yield view(id=f"{pane}-view")
         yield StatusLine(id="status-line")
-        yield Footer()
+        yield Footer(compact=True)
+
+    def on_resize(self) -> None:
+        # At 80 columns the footer's room goes to the trading keys; Ctrl+P still works (? says).
+        self.query_one(Footer).show_command_palette = self.size.width >= 100
 
     # --- attributes down ------------------------------------------------------------------
 
@@ -94,7 +100,12 @@ class DashboardScreen(Screen):
 
     # --- keys -----------------------------------------------------------------------------
 
+    def acknowledge(self) -> None:
+        """The user did something: an error of an earlier action leaves the status line."""
+        self.status.acknowledge()
+
     def action_tab(self, pane: str) -> None:
+        self.acknowledge()
         self.query_one(TabbedContent).active = pane  # shows the pane at once
         self.action_focus_table()
 
@@ -109,6 +120,7 @@ class DashboardScreen(Screen):
             self.action_focus_table()
 
     def action_watch(self) -> None:
+        self.acknowledge()
         if self.active_tab == "watchlist":
             self.query_one(WatchlistView).focus_input()
         else:
@@ -116,18 +128,27 @@ class DashboardScreen(Screen):
             self.query_one(TabbedContent).active = "watchlist"
 
     def action_buy(self) -> None:
+        self.acknowledge()
         self.trader.open_ticket("buy", self.selected_symbol())
 
     def action_sell(self) -> None:
+        self.acknowledge()
         self.trader.open_ticket("sell", self.selected_symbol())
 
     def action_trigger(self) -> None:
+        self.acknowledge()
         self.trader.open_trigger(symbol=self.selected_symbol())
 
     def action_add_funds(self) -> None:
+        self.acknowledge()
         self.trader.open_add_funds()
 
+    def action_refresh(self) -> None:
+        self.acknowledge()
+        self.trader.refresh_all()
+
     def action_help(self) -> None:
+        self.acknowledge()
         self.trader.open_help()
 
     # --- messages up ----------------------------------------------------------------------

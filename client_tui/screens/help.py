@@ -1,11 +1,11 @@
-"""The help overlay (?): every key and what it does."""
+"""The help overlay (?): every key and what it does; compact, and scrollable when cut."""
 
 from __future__ import annotations
 
 from rich.table import Table
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
@@ -15,12 +15,13 @@ KEYS = (
     ("b / s", "order ticket: buy / sell the highlighted symbol"),
     ("t", "set a buy or sell trigger"),
     ("a", "add funds"),
+    ("r", "refresh the account and the quotes (nothing is polled)"),
     ("j / k, ↑ / ↓", "move in a table"),
-    ("Enter", "watchlist: buy · orders: commit the newest · triggers: edit"),
-    ("x, Delete", "watchlist: remove · orders: cancel the newest · triggers: cancel"),
+    ("Enter", "buy (watchlist) · commit (orders) · edit (triggers)"),
+    ("x, Delete", "remove (watchlist) · cancel (orders, triggers)"),
     ("e", "triggers: edit · history: export CSV"),
-    ("Esc", "close a dialog; in a ticket with a pending order: cancel it"),
-    ("Ctrl+P", "command palette: buy ABC 100 · sell ABC 50 · trigger buy ABC 500 @ 12.50"),
+    ("Esc", "close a dialog · cancel a ticket's pending order"),
+    ("Ctrl+P", "palette: buy ABC 100 · trigger buy ABC 500 @ 12.50"),
     ("?", "this help"),
     ("q", "quit"),
 )
@@ -44,12 +45,12 @@ class HelpScreen(ModalScreen[None]):
         super().__init__(classes="dialog")
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help-box"):
+        # Scrolls when the terminal is too small for it (80x24 shows it whole).
+        with VerticalScroll(id="help-box"):
             yield Static(" KEYS ", classes="dialog-title")
             yield Static(keys_table())
-            yield Static("Quotes live 60 s: their age turns amber at 45 s and red when they "
-                         "can no longer back an order. Pending orders expire 60 s after they "
-                         "are placed. The mouse works too: tabs, rows, buttons.", classes="note")
+            yield Static("Quotes back orders for 60 s (age amber from 45 s, red after). Pending "
+                         "orders expire 60 s after placing. The mouse works too.", classes="note")
 
     def action_close(self) -> None:
         self.dismiss(None)

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 
 from textual import work
 from textual.app import ComposeResult
-from textual.containers import Center, Vertical
+from textual.containers import Center, Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, Footer, Input, Label, Static
 
@@ -30,30 +30,41 @@ class LoginScreen(Screen):
         self._status = status
 
     def compose(self) -> ComposeResult:
+        # Compact enough for 80x24: labels beside their fields, host and port on one row, and
+        # the status right under the password, above the button, so an error is in sight.
         with Center(), Vertical(id="login-box"):
             yield Static("daytrade", id="login-title")
-            yield Label("Host")
-            yield Input(self._host, id="login-host")
-            yield Label("Port")
-            yield Input(str(self._port), id="login-port", type="integer")
-            yield Label("User id")
-            yield Input(self._user, id="login-user", placeholder="letters, digits, _")
-            yield Label("Password")
-            yield Input(id="login-password", password=True, placeholder="8 to 128 characters")
-            yield Button("Log in / sign up", id="login-submit", variant="primary")
+            with Horizontal(classes="field-row"):
+                yield Label("Host", classes="field-label login-label")
+                yield Input(self._host, id="login-host")
+                yield Label("Port", classes="field-label")
+                yield Input(str(self._port), id="login-port", type="integer")
+            with Horizontal(classes="field-row"):
+                yield Label("User id", classes="field-label login-label")
+                yield Input(self._user, id="login-user",
+                            placeholder="your id: letters, digits, _")
+            with Horizontal(classes="field-row"):
+                yield Label("Password", classes="field-label login-label")
+                yield Input(id="login-password", password=True,
+                            placeholder="8 to 128 characters")
+            yield Static(self._status, id="login-status")
+            yield Button("Log in / sign up (⏎)", id="login-submit", variant="primary")
             yield Static("A user id that does not exist yet is signed up by its first login.",
                          classes="note")
-            yield Static(self._status, id="login-status")
         yield Footer()
 
     def on_mount(self) -> None:
         target = "#login-password" if self._user else "#login-user"
         self.query_one(target, Input).focus()
+        self.query_one("#login-status").display = bool(self._status)
 
     def show_status(self, text: str, error: bool = False) -> None:
         status = self.query_one("#login-status", Static)
         set_content(status, text)
         status.set_class(error, "-error")
+        status.display = bool(text)
+        if text:
+            self.call_after_refresh(status.scroll_visible, animate=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()

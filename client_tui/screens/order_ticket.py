@@ -18,12 +18,17 @@ from client_tui.model import format as fmt
 from client_tui.model.intents import IntentError, parse_amount, parse_symbol
 from client_tui.model.quotes import Freshness, freshness
 from client_tui.model.summary import ReplyShapeError, cents
+from client_tui.model.ticket import (
+    PENDING_LIFETIME_MS,
+    Preview,
+    TicketFlow,
+    TicketState,
+    shares_text,
+)
 from client_tui.session import TradingSession
 from client_tui.widgets.cells import FRESHNESS_STYLE
-from client_tui.widgets.text import set_content
+from client_tui.widgets.text import set_content, set_line
 
-#: A pending order lives this long on the server (COMMANDS.md).
-PENDING_LIFETIME_MS = 60_000
 #: After the countdown ends, wait this long for `pending_expired` before asking the server.
 EXPIRY_GRACE_MS = 3_000
 
@@ -48,12 +53,16 @@ class OrderTicket(ModalScreen[None]):
         self._symbol = symbol
         self._amount = amount
         self._place_now = place
-        #: "entry", "placing", "pending", "settling" or "done".
-        self.state = "entry"
+        self.flow = TicketFlow()
         self.order: dict[str, Any] = {}
         self.txn: int | None = None
         self.expires_at = 0
         self._checked_expiry = False
+
+    @property
+    def state(self) -> TicketState:
+        """`entry`, `placing`, `pending`, `settling` or `done` (a str enum)."""
+        return self.flow.state
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -63,12 +72,13 @@ class OrderTicket(ModalScreen[None]):
             with Horizontal(classes="field-row"):
                 yield Label("Symbol", classes="field-label")
                 yield Input(self._symbol, id="ticket-symbol", max_length=3,
-                            placeholder="ABC")
+                            placeholder="e.g. ABC")
                 yield Label("Amount $", classes="field-label")
                 yield Input("" if self._amount is None else fmt.money(self._amount),
-                            id="ticket-amount", placeholder="100.00")
+                            id="ticket-amount", placeholder="amount in $, e.g. 100.00")
             yield Static("", id="ticket-quote")
             yield Static("", id="ticket-estimate")
+            yield Static("", id="ticket-warning", classes="error")
             yield Static("", id="ticket-order")
             yield ProgressBar(total=PENDING_LIFETIME_MS, show_eta=False, show_percentage=False,
                               id="ticket-progress")
@@ -81,6 +91,9 @@ class OrderTicket(ModalScreen[None]):
 
     def on_mount(self) -> None:
         self.query_one("#ticket-progress").display = False
+        for empty in ("#ticket-quote", "#ticket-estimate", "#ticket-warning", "#ticket-order",
+                      "#ticket-error"):
+            self.query_one(empty).display = False
         self._hint("Enter places the order; Esc closes.")
         self.query_one("#ticket-amount" if self._symbol else "#ticket-symbol", Input).focus()
         if self._symbol:
@@ -101,19 +114,21 @@ class OrderTicket(ModalScreen[None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
+        if self.state == TicketState.ENTRY:
+            self._error("")  # what is typed now makes an earlier error stale
         if event.input.id == "ticket-symbol":
             try:
                 self._fetch_quote(parse_symbol(event.value))
             except IntentError:
-                set_content(self.query_one("#ticket-quote", Static), "")
+                set_line(self.query_one("#ticket-quote", Static), "")
         self._show_estimate()
 
     @work(exclusive=True, group="ticket-quote")
     async def _fetch_quote(self, symbol: str) -> None:
-        set_content(self.query_one("#ticket-quote", Static), f"Quote {symbol}: asking …")
+        set_line(self.query_one("#ticket-quote", Static), f"Quote {symbol}: asking …")
         outcome, _ = await self.session.quote(symbol)
         if not outcome.ok:
-            set_content(self.query_one("#ticket-quote", Static),
+            set_line(self.query_one("#ticket-quote", Static),
                         Text(f"Quote {symbol}: {outcome.error}", style="red"))
         self._show_quote()
 
@@ -126,55 +141,59 @@ class OrderTicket(ModalScreen[None]):
         state = freshness(age)
         note = {Freshness.FRESH: "backs an order", Freshness.AGING: "about to expire",
                 Freshness.STALE: "expired: the order will get a new quote"}[state]
-        set_content(self.query_one("#ticket-quote", Static), Text.assemble(
+        set_line(self.query_one("#ticket-quote", Static), Text.assemble(
             ("Quote ", "dim"), (symbol, "bold"), " ", (fmt.money(latest.price), "bold"),
             ("  age ", "dim"), (fmt.age(age), FRESHNESS_STYLE[state]), f" ({note})"))
         self._show_estimate()
 
-    def _show_estimate(self) -> None:
-        if self.state != "entry":
-            return
-        estimate = self.query_one("#ticket-estimate", Static)
+    def preview(self) -> Preview | None:
+        """The order as typed, at the last quote seen (None while the entry is incomplete)."""
         try:
             symbol, amount = self._entered()
         except IntentError:
-            set_content(estimate, "")
-            return
+            return None
         latest = self.session.store.quotes.latest(symbol)
-        if latest is None:
-            set_content(estimate, "")
-            return
-        shares = amount // latest.price
-        value = shares * latest.price
         summary = self.session.store.summary
-        if self.side == "buy":
-            after = summary.cash - value
-            text = Text.assemble(
-                ("≈ ", "dim"), (f"{shares:,} shares", "bold"), ("  cost ", "dim"),
-                (fmt.money(value), "bold"), ("  cash after ", "dim"),
-                (fmt.money(after), "bold red" if after < 0 else "bold"))
-        else:
-            held = summary.holdings.get(symbol, 0)
-            text = Text.assemble(
-                ("≈ ", "dim"), (f"{shares:,} shares", "bold"), ("  proceeds ", "dim"),
-                (fmt.money(value), "bold"), ("  you hold ", "dim"),
-                (f"{held:,} free", "bold red" if held < shares else "bold"))
-        if shares == 0:
-            text.append("  (less than one share: amount_too_small)", style="red")
-        set_content(estimate, text)
+        return Preview(self.side, amount, latest.price if latest else None, summary.cash,
+                       summary.holdings.get(symbol, 0))
+
+    def _show_estimate(self) -> None:
+        if self.state != TicketState.ENTRY:
+            return
+        estimate = self.query_one("#ticket-estimate", Static)
+        warning = self.query_one("#ticket-warning", Static)
+        preview = self.preview()
+        go = self.query_one("#ticket-go", Button)
+        if preview is None:
+            set_line(estimate, "")
+            set_line(warning, "")
+            go.disabled = False
+            return
+        text = Text(preview.estimate_text(), style="bold")
+        if text:
+            text.append("\n")
+        text.append(preview.requirement_text(),
+                    style="bold red" if preview.blocked else "dim")
+        set_line(estimate, text)
+        set_line(warning, preview.warning())
+        go.disabled = preview.blocked
+        self._hint("Change the amount, or Esc to close." if preview.blocked
+                   else "Enter places the order; Esc closes.")
 
     # --- keys -----------------------------------------------------------------------------
 
     def action_enter(self) -> None:
-        if self.state == "entry":
+        action = self.flow.on_enter()
+        if action == "place":
             self._place()
-        elif self.state == "pending":
+        elif action == "commit":
             self._settle("commit")
 
     def action_escape(self) -> None:
-        if self.state == "pending":
+        action = self.flow.on_escape()
+        if action == "cancel":
             self._settle("cancel")
-        elif self.state in ("entry", "done"):
+        elif action == "close":
             self.dismiss(None)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -193,12 +212,24 @@ class OrderTicket(ModalScreen[None]):
         except IntentError as exc:
             self._error(str(exc))
             return
-        self.state = "placing"
+        preview = self.preview()
+        if preview is not None and preview.blocked:
+            # The account may have changed since it was last seen (no polling): look again.
+            await self.session.refresh_summary()
+            self._show_estimate()
+            preview = self.preview()
+        if preview is not None and preview.blocked:
+            self._error(f"Not placed — {preview.warning() or preview.requirement_text()}")
+            self._hint("Change the amount and press Enter, or Esc to close.")
+            return
+        if self.state != TicketState.ENTRY:
+            return
+        self.flow.fire("place")
         self._error("")
         self._hint(f"Placing {self.side.upper()} …")
         outcome = await self.session.place(self.side, symbol, amount)
         if not outcome.ok:
-            self.state = "entry"
+            self.flow.fire("refused")
             self._error(outcome.error)
             self._hint("Fix it and press Enter again, or Esc to close.")
             return
@@ -207,15 +238,22 @@ class OrderTicket(ModalScreen[None]):
             price = cents(outcome.result["price"])
         except (KeyError, TypeError, ValueError, ReplyShapeError) as exc:
             self._error(f"bad_reply: {exc}")
-            self.state = "done"
+            self.flow.fire("broken")
             return
         self.order = dict(outcome.result)
         self.txn = outcome.txn
-        self.state = "pending"
-        value = outcome.result.get("cost") or outcome.result.get("proceeds") or ""
-        set_content(self.query_one("#ticket-order", Static), Text.assemble(
+        self.flow.fire("placed")
+        value = outcome.result.get("cost") or outcome.result.get("proceeds") or "0.00"
+        try:
+            shown_value = fmt.money(cents(value))
+            shares = shares_text(int(outcome.result.get("shares", 0)))
+        except (ReplyShapeError, TypeError, ValueError):
+            shown_value, shares = str(value), f"{outcome.result.get('shares')} shares"
+        set_line(self.query_one("#ticket-warning", Static), "")
+        set_line(self.query_one("#ticket-estimate", Static), "")
+        set_line(self.query_one("#ticket-order", Static), Text.assemble(
             (f"Pending {self.side.upper()} #{self.txn}: ", "bold"),
-            (f"{outcome.result.get('shares')} {symbol} @ {fmt.money(price)} = {value}", "bold")))
+            (f"{shares} {symbol} @ {fmt.money(price)} = {shown_value}", "bold")))
         for widget_id in ("#ticket-symbol", "#ticket-amount"):
             self.query_one(widget_id, Input).disabled = True
         self.query_one("#ticket-progress").display = True
@@ -231,7 +269,8 @@ class OrderTicket(ModalScreen[None]):
             self._error(f"a newer {self.side.upper()} #{newest.txn} is pending: the server would "
                         f"{action} that one first; settle it in Orders (3)")
             return
-        self.state = "settling"
+        self.flow.fire("settle")
+        self._error("")
         self._hint(ING[action] + " …")
         outcome = await self.session.settle(action, self.side)
         if outcome.ok:
@@ -241,7 +280,7 @@ class OrderTicket(ModalScreen[None]):
             self._close(f"{action.upper()} {self.side.upper()} #{self.txn} failed: "
                         f"{outcome.error}", "error")
             return
-        self.state = "pending"
+        self.flow.fire("kept")
         self._error(outcome.error)
         self._hint("Enter commits; Esc cancels.")
 
@@ -250,7 +289,7 @@ class OrderTicket(ModalScreen[None]):
         what = f"{result.get('shares')} {result.get('symbol')} @ {result.get('price')}"
         if not mine:
             # The server settled a newer order of this side: ours is still pending.
-            self.state = "pending"
+            self.flow.fire("kept")
             self.notify(f"{action.upper()}_{self.side.upper()} settled a newer order ({what}); "
                         f"this ticket's #{self.txn} is still pending", severity="warning")
             self._hint("Enter commits; Esc cancels.")
@@ -263,7 +302,8 @@ class OrderTicket(ModalScreen[None]):
 
     def server_expired(self, event: dict[str, Any]) -> bool:
         """The server pushed `pending_expired`; True when it was this ticket's order."""
-        if self.state not in ("pending", "settling") or event.get("txn") != self.txn:
+        alive = self.state in (TicketState.PENDING, TicketState.SETTLING)
+        if not alive or event.get("txn") != self.txn:
             return False
         self._close(f"{self.side.upper()} #{self.txn} expired: {event.get('shares')} "
                     f"{event.get('symbol')} @ {event.get('price')} released "
@@ -273,10 +313,8 @@ class OrderTicket(ModalScreen[None]):
     # --- ticking --------------------------------------------------------------------------
 
     def _tick(self) -> None:
-        if self.state == "entry":
-            self._show_quote()
-            return
-        if self.state not in ("pending", "settling"):
+        self._show_quote()  # the quote's age keeps counting in every state
+        if self.state not in (TicketState.PENDING, TicketState.SETTLING):
             return
         left = self.expires_at - self.server_now_ms()
         self.query_one("#ticket-progress", ProgressBar).update(progress=max(0, left))
@@ -293,18 +331,18 @@ class OrderTicket(ModalScreen[None]):
         await self.session.refresh_summary()
         summary = self.session.store.summary
         pending = summary.pending_buys if self.side == "buy" else summary.pending_sells
-        if self.state == "pending" and all(o.txn != self.txn for o in pending):
+        if self.state == TicketState.PENDING and all(o.txn != self.txn for o in pending):
             self._close(f"{self.side.upper()} #{self.txn} expired", "warning")
 
     # --- helpers --------------------------------------------------------------------------
 
     def _close(self, message: str, severity: str) -> None:
-        self.state = "done"
+        self.flow.finish()
         self.app.notify(message, severity=severity)  # type: ignore[arg-type]
         self.dismiss(None)
 
     def _error(self, text: str) -> None:
-        set_content(self.query_one("#ticket-error", Static), text)
+        set_line(self.query_one("#ticket-error", Static), text)
 
     def _hint(self, text: str) -> None:
         set_content(self.query_one("#ticket-hint", Static), text)

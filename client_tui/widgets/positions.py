@@ -16,6 +16,11 @@ from client_tui.widgets.text import set_content
 COLUMNS = [("Symbol", 12), ("Shares", 9, "right"), ("Held", 7, "right"), ("Avg cost", 10, "right"),
            ("Last", 10, "right"), ("Value", 15, "right"), ("Unrealised P&L", 15, "right"),
            ("P&L %", 9, "right")]
+#: Below this width the narrow columns are used: every column, the P&L ones included, in 80.
+NARROW_BELOW = 100
+NARROW_COLUMNS = [("Symbol", 8), ("Shares", 6, "right"), ("Held", 5, "right"),
+                  ("Avg cost", 8, "right"), ("Last", 8, "right"), ("Value", 10, "right"),
+                  ("P&L", 10, "right"), ("P&L %", 7, "right")]
 
 
 def _bold(text: str) -> Text:
@@ -29,7 +34,16 @@ class PositionsView(Vertical):
         yield TradeTable(COLUMNS, id="positions-table")
         yield Label("", id="positions-note", classes="note")
 
+    def on_resize(self) -> None:
+        narrow = 0 < self.size.width < NARROW_BELOW
+        self.query_one(TradeTable).set_columns(NARROW_COLUMNS if narrow else COLUMNS)
+        if self._ctx is not None:
+            self.show(self._ctx)
+
+    _ctx: ViewContext | None = None
+
     def show(self, ctx: ViewContext) -> None:
+        self._ctx = ctx
         store = ctx.store
         rows = []
         positions = store.positions()
@@ -52,12 +66,12 @@ class PositionsView(Vertical):
                                cells.money(totals.cash, "bold"), blank, blank)))
         rows.append(("_reserved", (_bold("Reserved"), blank, blank, blank, blank,
                                    cells.money(totals.reserved, "bold"), blank, blank)))
-        rows.append(("_total", (Text("Total value", style="bold cyan"), blank, blank, blank,
+        rows.append(("_total", (Text("Total", style="bold cyan"), blank, blank, blank,
                                 blank, cells.money(totals.total_value, "bold cyan"), blank,
                                 blank)))
         self.query_one(TradeTable).show(rows)
         notes = ["Held: shares in pending sells and sell triggers (still yours).",
-                 "Average cost from your own fills."]
+                 "Average cost from your own fills; P&L at the last quote."]
         if not store.history.complete:
             notes.append(f"History {len(store.history)}/{store.history.total} loaded: "
                          "averages may be off.")

@@ -27,6 +27,17 @@ class TradeTable(DataTable):
     def __init__(self, columns: Sequence[Column], **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
         self._shown: list[tuple[str, tuple[Cell, ...]]] = []
+        self._columns: tuple[Column, ...] = ()
+        self.set_columns(columns)
+
+    def set_columns(self, columns: Sequence[Column]) -> None:
+        """Use these columns (e.g. narrower ones at 80 columns); the next `show` refills."""
+        if tuple(columns) == self._columns:
+            return
+        if self._columns:
+            self.clear(columns=True)
+            self._shown = []
+        self._columns = tuple(columns)
         for label, width, *align in columns:
             shown = Text(label, justify="right") if align == ["right"] else label
             self.add_column(shown, key=label.lower(), width=width)

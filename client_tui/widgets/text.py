@@ -10,3 +10,9 @@ def set_content(widget: Static, content: VisualType, layout: bool = True) -> Non
     """`widget.update(content)` unless it already shows exactly that."""
     if widget.content != content:
         widget.update(content, layout=layout)
+
+
+def set_line(widget: Static, content: VisualType) -> None:
+    """`set_content`, and the widget takes no room while it has nothing to say."""
+    set_content(widget, content)
+    widget.display = bool(str(content))

@@ -1,4 +1,5 @@
-"""Watchlist view: live quotes with their age, change since first seen, and a sparkline each."""
+"""Watchlist view: quotes with their age, the change since the first quote seen this session, and
+a sparkline each (one character per distinct quote, never stretched)."""
 
 from __future__ import annotations
 
@@ -7,18 +8,20 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import Button, DataTable, Input, Label, Sparkline
+from textual.widgets import Button, DataTable, Input, Label
 
 from client_tui.model import format as fmt
 from client_tui.model.format import ratio_bp
 from client_tui.model.intents import IntentError, parse_symbol
-from client_tui.model.quotes import sparkline
+from client_tui.model.quotes import MIN_CHART_POINTS, sparkline
 from client_tui.view_context import ViewContext
 from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
 from client_tui.widgets.text import set_content
 
 TREND_WIDTH = 16
+#: Quotes drawn at most in the highlighted symbol's chart line.
+CHART_WIDTH = 40
 COLUMNS = [("Symbol", 6), ("Last", 9, "right"), ("Change", 9, "right"), ("Chg %", 8, "right"),
            ("Age", 6, "right"), ("Trend", TREND_WIDTH), ("Owned", 7, "right")]
 
@@ -53,9 +56,9 @@ class WatchlistView(Vertical):
             yield Button("Sell", id="watch-sell", variant="error")
             yield Button("Remove", id="watch-remove")
         yield TradeTable(COLUMNS, id="watch-table")
-        with Horizontal(id="watch-chart"):
-            yield Label("", id="watch-chart-label")
-            yield Sparkline([], id="watch-sparkline")
+        yield Label("", id="watch-chart")
+        yield Label("Change: from the first quote seen this session · r refreshes quotes",
+                    id="watch-note", classes="note")
 
     @property
     def table(self) -> TradeTable:
@@ -83,24 +86,33 @@ class WatchlistView(Vertical):
                 Text(symbol, style="bold"), cells.money(latest.price),
                 cells.pnl(change), cells.pct(ratio_bp(change, history[0])),
                 cells.quote_age(latest.age_at(ctx.now_ms)),
-                Text(sparkline(history, TREND_WIDTH), style="cyan"),
+                Text(sparkline(history, TREND_WIDTH) if len(history) >= MIN_CHART_POINTS
+                     else "", style="cyan", no_wrap=True, overflow="crop"),
                 cells.number(owned.get(symbol, 0)))))
         self.table.show(rows)
         self._show_chart(ctx)
 
     def _show_chart(self, ctx: ViewContext) -> None:
+        """One line for the highlighted symbol: its quotes as a sparkline, low and high."""
         symbol = self.table.selected_key
-        history = ctx.store.quotes.history(symbol) if symbol else []
-        label = self.query_one("#watch-chart-label", Label)
-        if not history:
-            set_content(label, "no quotes yet" if symbol else "watchlist empty: press / to add")
-        else:
-            set_content(label, f"{symbol}: {len(history)} quotes seen, "
-                               f"low {fmt.money(min(history))}, high {fmt.money(max(history))}")
-        chart = self.query_one("#watch-sparkline", Sparkline)
-        points = history if len(history) > 1 else []  # one point draws a solid block
-        if list(chart.data or []) != points:
-            chart.data = points
+        samples = ctx.store.quotes.samples(symbol) if symbol else []
+        label = self.query_one("#watch-chart", Label)
+        if not symbol:
+            set_content(label, "Watchlist empty: press / to add a symbol.")
+            return
+        if not samples:
+            set_content(label, f"{symbol}: no quote yet (r asks for one).")
+            return
+        history = [s.price for s in samples]
+        since = fmt.clock(samples[0].quote_time, ctx.tz)
+        text = Text.assemble((symbol, "bold"), f" since {since}: ", no_wrap=True,
+                             overflow="ellipsis")
+        if len(history) >= MIN_CHART_POINTS:
+            text.append(sparkline(history, CHART_WIDTH), style="cyan")
+            text.append(" ")
+        text.append(f"{fmt.plural(len(history), 'quote')}, low {fmt.money(min(history))}, "
+                    f"high {fmt.money(max(history))}", style="dim")
+        set_content(label, text)
 
     def focus_input(self) -> None:
         self.query_one("#watch-input", Input).focus()

@@ -27,6 +27,13 @@ DEADLINE = 20.0
 _users = itertools.count(1)
 
 
+@pytest.fixture(autouse=True)
+def data_home(tmp_path, monkeypatch) -> Path:
+    """Every test keeps its watchlists under its own tmp_path (XDG_DATA_HOME), never in ~."""
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    return tmp_path / "xdg-data"
+
+
 @pytest.fixture(scope="module")
 def system(tmp_path_factory) -> RunningSystem:
     """One real `daytrade up` for the whole test module (starting one takes about a second)."""

@@ -149,14 +149,34 @@ async def test_sell_from_the_highlighted_position(system, user):
 
 
 async def test_a_refused_order_shows_its_error_code_and_message(system, user):
+    # 5.00 buys no share of ABC at 12.34: the ticket warns but lets the server decide.
     async with dashboard(system, user, cash="10.00") as (app, pilot):
-        ticket = await open_ticket(pilot, "b", "ABC", "100")
+        ticket = await open_ticket(pilot, "b", "ABC", "5")
+        warning = ticket.query_one("#ticket-warning")
+        await until(pilot, lambda: "amount_too_small" in str(warning.content), "the warning")
         await pilot.press("enter")
         error = ticket.query_one("#ticket-error")
-        await until(pilot, lambda: "insufficient_funds" in str(error.content), "the error")
+        await until(pilot, lambda: "amount_too_small" in str(error.content), "the error")
         assert ticket.state == "entry"
         status = str(app.dashboard.status.content)
-        assert "BUY → insufficient_funds:" in status
+        assert "BUY → amount_too_small:" in status
+
+
+async def test_a_buy_beyond_cash_is_not_sent_after_the_cash_is_checked_again(system, user):
+    async with dashboard(system, user, cash="10.00") as (app, pilot):
+        ticket = await open_ticket(pilot, "b", "ABC", "100")
+        estimate = ticket.query_one("#ticket-estimate")
+        await until(pilot, lambda: "needs $100.00, cash $10.00" in str(estimate.content))
+        assert "insufficient_funds" in str(ticket.query_one("#ticket-warning").content)
+        assert ticket.query_one("#ticket-go").disabled
+        summaries = sum(e.request.startswith("DISPLAY_SUMMARY") for e in app.store.activity)
+        await pilot.press("enter")
+        error = ticket.query_one("#ticket-error")
+        await until(pilot, lambda: "Not placed — insufficient_funds" in str(error.content))
+        assert ticket.state == "entry"
+        requests = [e.request for e in app.store.activity]
+        assert not any(r.startswith("BUY,") for r in requests)
+        assert sum(r.startswith("DISPLAY_SUMMARY") for r in requests) == summaries + 1
 
 
 async def test_orders_view_commits_only_the_newest_pending_order(system, user):

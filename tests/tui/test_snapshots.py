@@ -34,8 +34,7 @@ HOUR = 3600.0
 def recorded_app() -> DaytradeApp:
     clock = FrozenClock(RECORDING["now_ms"])
     return DaytradeApp(connector=RecordedServer(RECORDING["replies"], clock), clock=clock,
-                       tz=UTC, watchlist=WATCHLIST, ping_every=HOUR, tick=HOUR,
-                       summary_every=HOUR)
+                       tz=UTC, watchlist=WATCHLIST, ping_every=HOUR, tick=HOUR)
 
 
 async def settle(pilot) -> None:
