@@ -28,10 +28,12 @@ _TEMP_PREFIX = ".dumplog-"  # safe names never start with a dot, so a temp never
 
 
 class DumpResult(NamedTuple):
-    """Where a dump went and how many events it holds."""
+    """Where a dump went, how many events it holds, and whether it replaced a file of that name
+    (different requested names can reduce to one safe name: the reply must say so)."""
 
     path: Path
     events: int
+    replaced: bool = False
 
 
 class DumpTooLarge(Exception):
@@ -78,6 +80,8 @@ def dump_events(events: Iterable[AuditEvent], dump_dir: Path, requested: str) ->
             count = write_log(events, out)
             out.flush()
             os.fsync(out.fileno())
+        # lexists: a planted symlink (even a dangling one) counts as a file that was there
+        replaced = os.path.lexists(target)
         # rename(2) replaces a symlink at `target` itself rather than following it.
         os.replace(tmp_name, target)
     except BaseException:
@@ -87,7 +91,7 @@ def dump_events(events: Iterable[AuditEvent], dump_dir: Path, requested: str) ->
             pass
         raise
     _fsync_dir(dump_dir)
-    return DumpResult(target, count)
+    return DumpResult(target, count, replaced)
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -95,6 +95,13 @@ def test_dump_replaces_an_existing_file(tmp_path: Path) -> None:
     assert validate_log(result.path) == []
 
 
+def test_dump_says_when_it_replaced_a_file(tmp_path: Path) -> None:
+    assert dump_events(events(1), tmp_path, "a/out.xml").replaced is False
+    # another requested name that reduces to the same safe name
+    second = dump_events(events(1), tmp_path, "b/out.xml")
+    assert second.replaced is True and second.path == tmp_path / "out.xml"
+
+
 def test_dump_of_a_hostile_name_lands_inside_the_dump_dir(tmp_path: Path) -> None:
     dump_dir = tmp_path / "dumps"
     result = dump_events(events(1), dump_dir, "../../escape.xml")
