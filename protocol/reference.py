@@ -6,6 +6,7 @@ HELP answers from these tables, and a test checks that docs/protocol.md shows th
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from protocol.errors import ErrorCode as E
@@ -77,9 +78,9 @@ COMMANDS: tuple[CommandHelp, ...] = (
                 "(older than before_txn when given)."),
     CommandHelp("DUMPLOG", "DUMPLOG,[<user>,]<filename>", ACCOUNT + "; all users: the operator",
                 "writes the audit log as XML into the server's dump directory under a safe base "
-                "name of <filename>; `path` is the file written, `replaced: true` when a file "
-                "of that name was replaced. DUMPLOG,<user>,- returns the XML in the reply "
-                "(up to 4 MB)."),
+                "name of <filename> (a/x.xml and b/x.xml both write x.xml, replacing it); `path` "
+                "is the file written. DUMPLOG,<user>,- returns the XML in the reply (up to "
+                "4 MB)."),
     CommandHelp("AUTH", "AUTH,<operator token>", ANYONE,
                 "this connection becomes the operator: it may act for any user. The token is in "
                 "<data dir>/operator.token.", (E.UNAUTHORIZED,)),
@@ -158,8 +159,14 @@ def markdown_commands() -> str:
     rows = ["| command | who | what it does | its own errors |", "|---|---|---|---|"]
     for h in COMMANDS:
         errors = ", ".join(f"`{code}`" for code in h.errors)
-        rows.append(f"| `{h.usage}` | {h.who} | {h.summary} | {errors} |")
+        rows.append(f"| `{h.usage}` | {_code_spans(h.who)} | {_code_spans(h.summary)} | "
+                    f"{errors} |")
     return "\n".join(rows)
+
+
+def _code_spans(text: str) -> str:
+    """Markdown would take `<user>` for an HTML tag and hide it: show it as code instead."""
+    return re.sub(r"(?<!`)(<[^<>]+>)(?!`)", r"`\1`", text)
 
 
 def markdown_errors() -> str:

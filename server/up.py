@@ -205,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C while starting: the reactor's own handler is not in yet
         print(f"stopped; data in {data_dir}", flush=True)
         return 130
+    except (RuntimeError, OSError) as exc:  # a part that did not start: say which, no traceback
+        print(f"daytrade up: {exc}", file=sys.stderr)
+        return 1
     finally:
         for cleanup in reversed(cleanups):
             cleanup()
