@@ -470,7 +470,7 @@ class ClientConnection(Protocol):
         self._login_failures += 1
         code = E.UNAUTHORIZED
         if user is not None and self.gw.limiter.failed(user, self._host):
-            security.warning("user %s locked for %s after repeated failed logins", user,
+            security.warning("user %s locked after repeated failed logins from %s", user,
                              self._host)
         self._error(cmd.txn, cmd.NAME, code, why)
         if self._login_failures >= FAILURES_PER_CONNECTION:
