@@ -1,7 +1,8 @@
 """`daytrade bench WORKLOAD ...`: replay a workload against daytrade and report the figures.
 
-Exit status: 0 when every command was answered (and --validate passed), 1 otherwise, 2 for bad
-usage.
+Exit status: 0 when every command was answered (and --validate passed), 1 otherwise (no server
+there, a failed run), 2 for bad usage (an unknown workload, a missing token file, --plot without
+matplotlib, an output file in a directory that does not exist).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from rich.console import Console
 
 from bench import compare, report
 from bench.embedded import ServerStartError
+from bench.plot import PlotUnavailable, check_plot_available
 from bench.runner import ReplaySettings
-from bench.session import BenchOptions, run_bench
+from bench.session import BenchError, BenchOptions, run_bench
 
 
 def _quote_latency(text: str) -> str:
@@ -106,40 +108,84 @@ def options_from(args: argparse.Namespace) -> BenchOptions:
         progress=not args.no_progress, uvloop=not args.no_uvloop)
 
 
+def _error(console: Console, text: str) -> None:
+    """Print an error in red, as is: no rich markup in it (`daytrade[plot]` stays whole)."""
+    console.print(text, style="red", markup=False, highlight=False)
+
+
+def _os_error(exc: OSError) -> str:
+    """An OSError in words: "permission denied: /x" rather than its repr."""
+    what = exc.strerror.lower() if exc.strerror else str(exc)
+    return f"{what}: {exc.filename}" if exc.filename else what
+
+
+def check_outputs(args: argparse.Namespace) -> str | None:
+    """What is wrong with the output flags, found before the replay (None: nothing)."""
+    if args.plot:
+        try:
+            check_plot_available()
+        except PlotUnavailable as exc:
+            return str(exc)
+    for flag, value in (("--json", args.json), ("--plot", args.plot)):
+        if value and not Path(value).resolve().parent.is_dir():
+            return f"{flag} {value}: no directory {Path(value).resolve().parent}"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of `daytrade bench`."""
     args = parser().parse_args(argv)
-    console = Console()
+    console = report.make_console()
     old = None
     if args.compare:
         try:
             old = report.load_json(args.compare)
-        except (OSError, ValueError) as exc:
-            console.print(f"[red]cannot read {args.compare}: {exc}")
+        except OSError as exc:
+            _error(console, f"cannot read --compare {args.compare}: {_os_error(exc)}")
             return 2
+        except ValueError as exc:
+            _error(console, f"--compare {args.compare} is not a bench report (JSON): {exc}")
+            return 2
+    problem = check_outputs(args)
+    if problem is not None:
+        _error(console, f"{problem}")
+        return 2
     try:
         result = run_bench(options_from(args), console)
+    except BenchError as exc:
+        _error(console, f"{exc}")
+        return exc.status
     except FileNotFoundError as exc:
-        console.print(f"[red]{exc}")
+        _error(console, f"{exc}")
         return 2
-    except (ServerStartError, PermissionError, ConnectionError, OSError) as exc:
-        console.print(f"[red]bench failed: {type(exc).__name__}: {exc}")
+    except ServerStartError as exc:
+        _error(console, f"bench failed: {exc}")
+        return 1
+    except OSError as exc:
+        _error(console, f"bench failed: {_os_error(exc)}")
         return 1
     report.render(result, console)
     if old is not None:
         compare.render(compare.compare(old, result), console, Path(args.compare).name)
+    failed = False
     if args.json:
-        report.write_json(result, args.json)
-        console.print(f"report written to {args.json}")
+        try:
+            report.write_json(result, args.json)
+            console.print(f"report written to {args.json}")
+        except OSError as exc:
+            _error(console, f"cannot write --json {args.json}: {_os_error(exc)}")
+            failed = True
     if args.plot:
-        from bench.plot import PlotUnavailable, write_plot
+        from bench.plot import write_plot
 
         try:
             write_plot(result, args.plot)
             console.print(f"plot written to {args.plot}")
-        except PlotUnavailable as exc:
-            console.print(f"[yellow]{exc}")
-    failed = bool(report.client_problems(result))
+        except (PlotUnavailable, OSError) as exc:
+            _error(console, f"cannot write --plot {args.plot}: {exc}")
+            failed = True
+    report.render_summary(result, console)
+    failed = failed or bool(report.client_problems(result))
     if result.get("validation") is not None and not result["validation"].get("ok"):
         failed = True
     if any(not d.get("ok") and d.get("user") is None for d in result.get("dumplog") or []):

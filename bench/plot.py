@@ -10,12 +10,23 @@ class PlotUnavailable(RuntimeError):
     """matplotlib is not installed."""
 
 
+#: What to do without matplotlib: the `plot` extra (setup.cfg) brings it.
+INSTALL_HINT = ("--plot needs matplotlib, which is not installed: pip install 'daytrade[plot]' "
+                "(from a clone: pip install '.[plot]')")
+
+
+def check_plot_available() -> None:
+    """Raise PlotUnavailable unless matplotlib can be imported (checked before a replay)."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise PlotUnavailable(INSTALL_HINT) from None
+
+
 def write_plot(result: dict[str, Any], path: str | Path) -> None:
     """Draw the report's timeline: commands/s above, p99 latency (ms) below."""
-    try:
-        import matplotlib
-    except ImportError:
-        raise PlotUnavailable("--plot needs matplotlib: pip install 'daytrade[plot]'") from None
+    check_plot_available()
+    import matplotlib
     matplotlib.use("Agg")  # no display needed
     import matplotlib.pyplot as plt
 

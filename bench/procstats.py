@@ -5,6 +5,11 @@ restarted). CPU is utime+stime of each process (all its threads); memory is VmRS
 the process's own peak; disk writes are `write_bytes` of /proc/<pid>/io (bytes the process sent to
 the storage layer: the journal, the WAL, DUMPLOG's files), which only the process's own user (or
 root) may read: unreadable, it is None and reported "n/a".
+
+Threads: at the marks of a run (not at every memory sample) each process's threads are read from
+/proc/<pid>/task/<tid>/stat: the thread's name (its `comm`, the same as .../comm; what the thread
+set with prctl(PR_SET_NAME), else the one it inherited) and its utime+stime. Unreadable, a
+process's threads are None and reported "n/a".
 """
 
 from __future__ import annotations
@@ -15,6 +20,16 @@ from pathlib import Path
 
 PROC = Path("/proc")
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass(frozen=True)
+class ThreadSample:
+    """One thread of a process at one moment."""
+
+    tid: int
+    #: the kernel's name of the thread (15 bytes at most)
+    name: str
+    cpu_s: float
 
 
 @dataclass
@@ -28,6 +43,8 @@ class ProcSample:
     hwm_kb: int
     #: bytes written to storage since the process started (None: /proc/<pid>/io unreadable)
     write_bytes: int | None = None
+    #: tid -> the thread now (None: not read at this sample, or /proc/<pid>/task unreadable)
+    threads: dict[int, ThreadSample] | None = None
 
 
 def _read(path: Path) -> str | None:
@@ -88,8 +105,38 @@ def write_bytes(pid: int, proc: Path = PROC) -> int | None:
     return counters.get("write_bytes") if counters is not None else None
 
 
-def sample(pid: int, name: str | None = None, proc: Path = PROC) -> ProcSample | None:
-    """The process's CPU seconds, memory and disk writes now, or None if it is gone."""
+def _parse_stat(stat: str) -> tuple[str, float]:
+    """(name, utime+stime seconds) from a /proc stat line; ValueError/IndexError if malformed."""
+    name = stat[stat.index("(") + 1:stat.rindex(")")]
+    fields = stat[stat.rindex(")") + 2:].split()
+    return name, (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def threads(pid: int, proc: Path = PROC) -> dict[int, ThreadSample] | None:
+    """Every thread of the process now, by tid; None when /proc/<pid>/task is unreadable (a
+    thread that ends while being read, or whose stat is unreadable, is left out)."""
+    task = proc / str(pid) / "task"
+    try:
+        tids = sorted(int(entry.name) for entry in task.iterdir() if entry.name.isdigit())
+    except OSError:
+        return None
+    found = {}
+    for tid in tids:
+        stat = _read(task / str(tid) / "stat")
+        if stat is None:
+            continue
+        try:
+            name, cpu = _parse_stat(stat)
+        except (ValueError, IndexError):
+            continue
+        found[tid] = ThreadSample(tid, name, cpu)
+    return found if found else None
+
+
+def sample(pid: int, name: str | None = None, proc: Path = PROC, *,
+           with_threads: bool = False) -> ProcSample | None:
+    """The process's CPU seconds, memory and disk writes now (and its threads when asked), or
+    None if it is gone."""
     stat = _read(proc / str(pid) / "stat")
     status = _read(proc / str(pid) / "status")
     if stat is None or status is None:
@@ -103,7 +150,7 @@ def sample(pid: int, name: str | None = None, proc: Path = PROC) -> ProcSample |
         elif line.startswith("VmHWM:"):
             hwm = int(line.split()[1])
     return ProcSample(pid, name if name is not None else describe(pid, proc), cpu, rss, hwm,
-                      write_bytes(pid, proc))
+                      write_bytes(pid, proc), threads(pid, proc) if with_threads else None)
 
 
 def describe(pid: int, proc: Path = PROC) -> str:
@@ -167,8 +214,9 @@ class ProcessTree:
     def rescan(self) -> None:
         self.pids = descendants(self.root)
 
-    def poll(self) -> dict[int, ProcSample]:
-        """Sample every known process; keeps the peak of their summed RSS."""
+    def poll(self, *, with_threads: bool = False) -> dict[int, ProcSample]:
+        """Sample every known process (and its threads when asked: the run's marks); keeps the
+        peak of their summed RSS."""
         if not self.pids:
             self.rescan()
         samples = {}
@@ -176,7 +224,7 @@ class ProcessTree:
             name = self.roles.get(pid)
             if name is None:
                 name = self.roles[pid] = describe(pid)
-            s = sample(pid, name)
+            s = sample(pid, name, with_threads=with_threads)
             if s is not None:
                 samples[pid] = s
         self.peak_rss_kb = max(self.peak_rss_kb, sum(s.rss_kb for s in samples.values()))
@@ -221,4 +269,45 @@ def cpu_between(before: dict[int, ProcSample], after: dict[int, ProcSample]) -> 
     for pid, s in after.items():
         start = before.get(pid)
         used[pid] = s.cpu_s - (start.cpu_s if start is not None else 0.0)
+    return used
+
+
+#: The label of a process's first thread (tid == pid: the reactor thread of a Twisted process).
+MAIN_THREAD = "main"
+#: The label of the threads that kept the name they inherited from the main thread (no name of
+#: their own: e.g. Twisted's thread pool, which writes DUMPLOG files).
+UNNAMED_THREADS = "unnamed"
+
+
+def thread_labels(pid: int, found: dict[int, ThreadSample]) -> dict[int, str]:
+    """Each thread's label: `main`, its own name, or `unnamed` when it has its main thread's."""
+    main = found.get(pid)
+    labels = {}
+    for tid, thread in found.items():
+        if tid == pid:
+            labels[tid] = MAIN_THREAD
+        elif main is not None and thread.name == main.name:
+            labels[tid] = UNNAMED_THREADS
+        else:
+            labels[tid] = thread.name
+    return labels
+
+
+def thread_cpu_between(before: ProcSample | None, after: ProcSample
+                       ) -> dict[str, tuple[int, float]] | None:
+    """CPU seconds each thread label of a process used between two polls, with the number of
+    threads under the label: {label: (threads, cpu_s)}. A thread new in `after` (or renamed)
+    counts whole; a thread that ended in between is not seen (its CPU stays in the process's).
+    None when the threads were not read at either poll."""
+    if after.threads is None or (before is not None and before.threads is None):
+        return None
+    prior = before.threads if before is not None and before.threads is not None else {}
+    used: dict[str, tuple[int, float]] = {}
+    for tid, label in thread_labels(after.pid, after.threads).items():
+        thread = after.threads[tid]
+        start = prior.get(tid)
+        cpu = thread.cpu_s - (start.cpu_s if start is not None and start.name == thread.name
+                              else 0.0)
+        count, total = used.get(label, (0, 0.0))
+        used[label] = (count + 1, total + cpu)
     return used

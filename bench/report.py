@@ -3,16 +3,53 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from bench.procstats import ProcSample, cpu_between, writes_between
+from bench.procstats import ProcSample, cpu_between, thread_cpu_between, writes_between
 
 REPORT_VERSION = 1
 _MB = 1024.0  # kB per MB
+
+#: Error replies the workload itself causes (a correct server answers them so too), and why.
+WORKLOAD_ERRORS = {
+    "amount_too_small": "an amount that buys or sells no whole share at the price",
+    "bad_argument": "a malformed line of the workload (an amount, symbol or id out of bounds)",
+    "bad_request": "a line of the workload that is not a request",
+    "insufficient_funds": "BUY or SET_BUY_AMOUNT for more cash than the user has",
+    "insufficient_shares": "SELL or SET_SELL_* for more shares than the user holds",
+    "no_buy_amount": "SET_BUY_TRIGGER or CANCEL_SET_BUY without a SET_BUY_AMOUNT before",
+    "no_holding": "SET_SELL_AMOUNT for a stock the user does not hold",
+    "no_pending_buy": "COMMIT_BUY or CANCEL_BUY without a BUY pending (none, or over 60 s old)",
+    "no_pending_sell": "COMMIT_SELL or CANCEL_SELL without a SELL pending (none, or over 60 s "
+                       "old)",
+    "no_sell_amount": "SET_SELL_TRIGGER or CANCEL_SET_SELL without a SET_SELL_AMOUNT before",
+    "unknown_command": "a line of the workload with a command the protocol does not know",
+    "unknown_user": "a command for a user before the user's first ADD",
+}
+#: Error replies the workload does not cause: what they mean.
+OTHER_ERRORS = {
+    "stale_txn": "txns the server has already seen (a second run against the same server?)",
+    "quote_unavailable": "the quote server did not answer in time",
+    "unauthorized": "the connection is not logged in",
+    "forbidden": "a command this connection may not run",
+    "locked": "the user id is locked out",
+    "internal": "the server failed",
+    "client_timeout": "no reply within --timeout",
+    "connection_lost": "the connection closed before the reply",
+    "client_error": "the bench client failed",
+}
+#: Above this share of the commands, stale_txn replies make the run's figures meaningless.
+STALE_WARN_SHARE = 0.01
+#: Below this share of its process's CPU, a thread is left out of the printed thread table.
+THREAD_MIN_SHARE = 0.01
+#: The report's width when the output is not a terminal (a pipe, a file): no wrapping at 80.
+PIPED_WIDTH = 160
 
 
 # --- figures ------------------------------------------------------------------------------------
@@ -76,6 +113,25 @@ def _per_command(value: int | float | None, commands: int) -> float | None:
     return round(value / commands, 1) if value is not None and commands else None
 
 
+def thread_summary(before: ProcSample | None, after: ProcSample, end: ProcSample | None,
+                   commands: int) -> list[dict[str, Any]] | None:
+    """A process's CPU per thread label during the replay (and during DUMPLOG apart), busiest
+    first; None when its threads could not be read."""
+    used = thread_cpu_between(before, after)
+    if used is None:
+        return None
+    used_dump = thread_cpu_between(after, end) if end is not None else None
+    rows = []
+    for label in sorted(set(used) | set(used_dump or ())):
+        count, cpu = used.get(label, (0, 0.0))
+        dump_count, dump_cpu = (used_dump or {}).get(label, (0, 0.0))
+        rows.append({"name": label, "threads": max(count, dump_count), "cpu_s": round(cpu, 2),
+                     "cpu_us_per_command": round(cpu / commands * 1e6, 2) if commands else None,
+                     "dumplog_cpu_s": round(dump_cpu, 2) if used_dump is not None else None})
+    rows.sort(key=lambda r: (-r["cpu_s"], -(r["dumplog_cpu_s"] or 0.0), r["name"]))
+    return rows
+
+
 def process_summary(before: dict[int, ProcSample], after: dict[int, ProcSample],
                     end: dict[int, ProcSample], peak_rss_kb: int, commands: int
                     ) -> dict[str, Any] | None:
@@ -83,7 +139,8 @@ def process_summary(before: dict[int, ProcSample], after: dict[int, ProcSample],
     and memory of every server process.
 
     Disk writes are /proc/<pid>/io `write_bytes` (None where unreadable: totals sum the readable
-    processes and `write_bytes_unreadable` counts the others).
+    processes and `write_bytes_unreadable` counts the others). Each process's `threads` split its
+    CPU by thread name (see thread_summary; None where the threads were not read).
     """
     if not after:
         return None
@@ -103,7 +160,9 @@ def process_summary(before: dict[int, ProcSample], after: dict[int, ProcSample],
                      "write_bytes_per_command": _per_command(wrote, commands),
                      "dumplog_write_bytes": written_dump.get(pid) if end else None,
                      "peak_rss_mb": round(last.hwm_kb / _MB, 1),
-                     "rss_mb": round(last.rss_kb / _MB, 1)})
+                     "rss_mb": round(last.rss_kb / _MB, 1),
+                     "threads": thread_summary(before.get(pid), after[pid], end.get(pid),
+                                               commands) if pid in after else None})
     total = sum(used.values())
     total_written = _known_sum([r["write_bytes"] for r in rows])
     return {
@@ -159,6 +218,49 @@ def machine_summary(busy_before: tuple[float, float], busy_after: tuple[float, f
     return out
 
 
+def error_cause(code: str) -> tuple[bool, str]:
+    """(whether the workload itself causes it, why) for an error code."""
+    if code in WORKLOAD_ERRORS:
+        return True, WORKLOAD_ERRORS[code]
+    return False, OTHER_ERRORS.get(code, "")
+
+
+def split_errors(result: dict[str, Any]) -> tuple[int, dict[str, int]]:
+    """(error replies the workload causes, the other error replies by code)."""
+    expected, other = 0, {}
+    for code, count in ((result.get("errors") or {}).get("by_code") or {}).items():
+        if error_cause(code)[0]:
+            expected += count
+        else:
+            other[code] = count
+    return expected, other
+
+
+def run_warnings(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """What makes the run's figures doubtful, each {"code", "message"} (the JSON's `warnings`)."""
+    out = []
+    commands = result.get("commands") or 0
+    stale = ((result.get("errors") or {}).get("by_code") or {}).get("stale_txn", 0)
+    if commands and stale > STALE_WARN_SHARE * commands:
+        out.append({"code": "stale_txn", "count": stale, "share": round(stale / commands, 4),
+                    "message": f"{stale:,} of {commands:,} commands ({stale / commands:.0%}) "
+                               f"were answered stale_txn: the server has already seen these "
+                               f"txns (an earlier run of this workload against it?), so it "
+                               f"refused them without doing their work, and commands/s "
+                               f"measures refusals. Use a fresh server (a new --data-dir for "
+                               f"`daytrade up`) or --embedded."})
+    return out
+
+
+def make_console() -> Console:
+    """The console of `daytrade bench`: when its output is not a terminal (a pipe, a file) and
+    COLUMNS is not set, wide enough not to wrap the tables, and free text never wrapped."""
+    console = Console()
+    if not console.is_terminal and "COLUMNS" not in os.environ:
+        console = Console(width=max(console.width, PIPED_WIDTH), soft_wrap=True)
+    return console
+
+
 def write_json(result: dict[str, Any], path: str | Path) -> None:
     Path(path).write_text(json.dumps(result, indent=2, sort_keys=False) + "\n")
 
@@ -193,12 +295,13 @@ def render(result: dict[str, Any], console: Console) -> None:
              if target.get("mode") == "embedded" else f"{target.get('host')}:{target.get('port')}")
     settings = result.get("settings", {})
     console.print()
-    console.rule(f"[bold]daytrade bench: {workload.get('name')} ({where})")
+    console.rule(f"[bold]daytrade bench: {escape(str(workload.get('name')))} ({where})")
     mode = (f"open loop at {settings['rate']:,.0f} commands/s" if settings.get("rate")
             else f"closed loop, {settings.get('in_flight') or 'all'} users in flight per "
                  f"connection")
     console.print(f"{settings.get('connections')} connections, {mode}, "
                   f"client on {settings.get('event_loop')}")
+    render_warnings(result, console)
 
     t = Table(title="Throughput", show_header=False)
     t.add_column("what")
@@ -231,11 +334,16 @@ def render(result: dict[str, Any], console: Console) -> None:
 
     errors = result.get("errors") or {}
     if errors.get("by_code"):
-        t = Table(title=f"Error replies ({_n(errors.get('total'))})")
+        expected, _ = split_errors(result)
+        t = Table(title=f"Error replies ({_n(errors.get('total'))}; {_n(expected)} caused by "
+                        f"the workload itself)")
         t.add_column("code")
         t.add_column("count", justify="right")
+        t.add_column("cause")
         for code, count in errors["by_code"].items():
-            t.add_row(code, _n(count))
+            by_workload, why = error_cause(code)
+            t.add_row(code, _n(count), f"workload: {why}" if by_workload
+                      else f"[yellow]not the workload[/]{': ' + why if why else ''}")
         console.print(t)
 
     t = Table(title="Server", show_header=False)
@@ -294,14 +402,17 @@ def render(result: dict[str, Any], console: Console) -> None:
                       _na(dump_written / 1e6 if dump_written is not None else None, 1),
                       _n(row["peak_rss_mb"], 1))
         console.print(t)
+        render_threads(server, console)
 
     for dump in result.get("dumplog") or []:
         if dump.get("ok"):
             where = dump.get("saved_to") or dump.get("server_path")
             console.print(f"DUMPLOG [{dump['txn']}]: {_n(dump.get('events'))} events in "
-                          f"{dump['seconds']:.2f} s -> {where}")
+                          f"{dump['seconds']:.2f} s -> {escape(str(where))}"
+                          + (" [yellow](replaced the file there)" if dump.get("replaced")
+                             else ""))
         else:
-            console.print(f"[red]DUMPLOG [{dump['txn']}] failed: {dump.get('error')}")
+            console.print(f"[red]DUMPLOG [{dump['txn']}] failed: {escape(str(dump.get('error')))}")
 
     problems = client_problems(result)
     if problems:
@@ -311,13 +422,122 @@ def render(result: dict[str, Any], console: Console) -> None:
         render_validation(validation, console)
 
 
+def thread_rows(server: dict[str, Any] | None, min_share: float = THREAD_MIN_SHARE
+                ) -> list[tuple[dict[str, Any], dict[str, Any] | None]]:
+    """(process row, thread row) of each thread with at least `min_share` of its process's CPU
+    during the replay or during DUMPLOG; (process row, None) for a busy process whose threads
+    were unreadable."""
+    out: list[tuple[dict[str, Any], dict[str, Any] | None]] = []
+    for proc in (server or {}).get("processes") or []:
+        threads = proc.get("threads")
+        cpu, dump_cpu = proc.get("cpu_s") or 0.0, proc.get("dumplog_cpu_s") or 0.0
+        if threads is None:
+            if cpu > 0:
+                out.append((proc, None))
+            continue
+        for thread in threads:
+            if ((cpu > 0 and thread["cpu_s"] >= min_share * cpu and thread["cpu_s"] > 0)
+                    or (dump_cpu > 0 and (thread.get("dumplog_cpu_s") or 0.0)
+                        >= max(min_share * dump_cpu, 0.01))):
+                out.append((proc, thread))
+    return out
+
+
+def render_threads(server: dict[str, Any], console: Console) -> None:
+    """The CPU of each thread of each process (those above THREAD_MIN_SHARE of it)."""
+    rows = thread_rows(server)
+    if not rows:
+        return
+    t = Table(title=f"Server threads (each with {THREAD_MIN_SHARE:.0%} or more of its process's "
+                    f"CPU)")
+    for name in ("role", "thread", "CPU s", "share", "µs/command", "DUMPLOG CPU s"):
+        t.add_column(name, justify="left" if name in ("role", "thread") else "right")
+    previous = None
+    for proc, thread in rows:
+        role = proc["role"] if proc is not previous else ""
+        previous = proc
+        if thread is None:
+            t.add_row(role, "n/a", "n/a", "n/a", "n/a", "n/a")
+            continue
+        name = thread["name"] + (f" ×{thread['threads']}" if thread["threads"] > 1 else "")
+        share = thread["cpu_s"] / proc["cpu_s"] if proc.get("cpu_s") else None
+        t.add_row(role, name, _n(thread["cpu_s"], 2),
+                  f"{share:.0%}" if share is not None else "-",
+                  _n(thread["cpu_us_per_command"], 1), _na(thread.get("dumplog_cpu_s"), 2))
+    console.print(t)
+
+
+def render_warnings(result: dict[str, Any], console: Console) -> None:
+    for warning in result.get("warnings") or []:
+        console.print(f"[bold red]WARNING: {escape(warning['message'])}")
+
+
+def render_summary(result: dict[str, Any], console: Console) -> None:
+    """The run on one screen, printed last: throughput, latency, errors, CPU and disk writes per
+    command, validation, warnings."""
+    workload = (result.get("workload") or {}).get("name")
+    console.print()
+    console.rule(f"[bold]summary: {escape(str(workload))}")
+    rows: list[tuple[str, str]] = []
+    commands = result.get("commands") or 0
+    deferred = len(result.get("dumplog") or [])
+    held = (f"; {'the DUMPLOG' if deferred == 1 else f'{deferred} DUMPLOGs'}, held back to the "
+            f"end, took {result.get('dumplog_wall_s') or 0:.2f} s" if deferred else "")
+    rows.append(("commands/s", f"[bold]{_n(result.get('commands_per_s'))}[/] ({_n(commands)} "
+                               f"commands in {result.get('wall_s', 0):.2f} s{held})"))
+    latency = (result.get("latency") or {}).get("all") or {}
+    rows.append(("latency", f"p50 {_n(latency.get('p50_ms'), 2)} ms, p99 "
+                            f"{_n(latency.get('p99_ms'), 2)} ms"))
+    rows.append(("error replies", _errors_line(result)))
+    problems = client_problems(result)
+    rows.append(("client problems", "[red]" + ", ".join(problems) if problems else "none"))
+    server = result.get("server")
+    if server:
+        rows.append(("server CPU per command",
+                     f"{_n(server.get('cpu_us_per_command'), 1)} µs (DUMPLOG apart: "
+                     f"{server['dumplog_cpu_s']:.2f} s)"))
+        rows.append(("disk writes per command",
+                     disk_writes_line(server).removeprefix("disk writes per command: ")))
+        rows.append(("peak RSS", f"{server['peak_rss_mb']:.0f} MB, all server processes"))
+    else:
+        rows.append(("server CPU per command", "n/a (the server's processes are not local)"))
+    validation = result.get("validation")
+    rows.append(("validation", "not run (--validate checks the DUMPLOG and every user's cash)"
+                 if validation is None else "[green]passed" if validation.get("ok")
+                 else "[red]FAILED"))
+    calibration = result.get("calibration")
+    if calibration and calibration.get("ratio") is not None:
+        rows.append(("of the ceiling", f"{calibration['ratio']:.1%} of a bare Twisted line "
+                                       f"server's {_n(calibration.get('commands_per_s'))} "
+                                       f"commands/s"))
+    width = max(len(what) for what, _ in rows)
+    for what, value in rows:
+        console.print(f"[bold]{what:<{width}}[/]  {value}")
+    render_warnings(result, console)
+
+
+def _errors_line(result: dict[str, Any]) -> str:
+    total = (result.get("errors") or {}).get("total") or 0
+    if not total:
+        return "none"
+    commands = result.get("commands") or 0
+    expected, other = split_errors(result)
+    share = f" ({total / commands:.0%} of the commands)" if commands else ""
+    if not other:
+        return (f"{_n(total)}{share}, all caused by the workload itself (e.g. COMMIT_BUY with "
+                f"no BUY pending; see Error replies)")
+    others = ", ".join(f"{_n(count)} {code}" for code, count in other.items())
+    return (f"{_n(total)}{share}: {_n(expected)} caused by the workload itself, "
+            f"[yellow]{_n(sum(other.values()))} not: {others}")
+
+
 def render_validation(validation: dict[str, Any], console: Console) -> None:
     if validation.get("schema_ok"):
         console.print(f"[green]schema: valid[/] ({_n(validation.get('events'))} events)")
     else:
-        console.print(f"[red]schema: INVALID: {validation.get('schema_error')}")
+        console.print(f"[red]schema: INVALID: {escape(str(validation.get('schema_error')))}")
     for bad in validation.get("bad_transactions") or []:
-        console.print(f"[red]unreadable accountTransaction: {bad}")
+        console.print(f"[red]unreadable accountTransaction: {escape(str(bad))}")
     cash = validation.get("cash")
     if cash is not None:
         if cash["ok"]:
@@ -332,7 +552,7 @@ def render_validation(validation: dict[str, Any], console: Console) -> None:
             console.print(f"[red]cash: {cash['mismatches']} of {cash['users']} users differ "
                           f"from DISPLAY_SUMMARY")
             for example in cash["examples"]:
-                console.print(f"  {example}")
+                console.print(f"  {escape(str(example))}")
     console.print("[bold green]validation passed" if validation.get("ok")
                   else "[bold red]validation FAILED")
 

@@ -9,6 +9,7 @@ import asyncio
 import gc
 import os
 import shutil
+import socket
 import tempfile
 import time
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 
 from bench import procstats, report
 from bench.calibrate import CalibrationServer
@@ -40,6 +42,15 @@ RESCAN_EVERY = 10
 #: The DUMPLOG the bench adds for --validate when the workload has none.
 VALIDATE_DUMP_NAME = "bench-validate.xml"
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class BenchError(Exception):
+    """A problem the user can fix (no server there, no token file, ...), in words that say how;
+    `status` is the exit status it calls for (2: bad usage)."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass
@@ -78,8 +89,9 @@ def load_plan(workload: str, limit: int | None = None) -> tuple[Path, Plan]:
 def run_bench(options: BenchOptions, console: Console) -> dict[str, Any]:
     """Run the whole bench; returns the report."""
     path, plan = load_plan(options.workload, options.limit)
-    console.print(f"[bold]{path.name}[/]: {plan.total:,} commands, {len(plan.users):,} users, "
-                  f"{len(plan.deferred)} held back to the end")
+    users = len(plan.users)
+    console.print(f"[bold]{escape(path.name)}[/]: {plan.total:,} commands, "
+                  f"{users:,} user{'' if users == 1 else 's'}" + held_back_note(len(plan.deferred)))
     server: EmbeddedServer | None = None
     try:
         if options.embedded:
@@ -91,7 +103,7 @@ def run_bench(options: BenchOptions, console: Console) -> dict[str, Any]:
             console.print(f"daytrade up on {host}:{port} (data in {server.data_dir})")
         else:
             host, port = options.host, options.port
-            token = Path(options.token_file).read_text().strip() if options.token_file else None
+            token = read_token(options.token_file) if options.token_file else None
             root_pid = procstats.listener_pid(port) if host in _LOOPBACK else None
         run = _Run(options, plan, console, host, port, token, root_pid, server)
         with _client_collector():
@@ -105,7 +117,65 @@ def run_bench(options: BenchOptions, console: Console) -> dict[str, Any]:
                           "users": len(plan.users), "limit": options.limit}
     if options.calibrate:
         result["calibration"] = calibrate(plan, options, console, result["commands_per_s"])
+    result["warnings"] = report.run_warnings(result)
     return result
+
+
+def held_back_note(deferred: int) -> str:
+    """What the plan holds back, for the first line of the run."""
+    if not deferred:
+        return ""
+    lines = "line is" if deferred == 1 else "lines are"
+    return (f"; its {deferred} DUMPLOG {lines} held back to run after every other command "
+            f"has been answered (a DUMPLOG writes the whole log)")
+
+
+def read_token(token_file: str) -> str:
+    """The operator token in `token_file`; a BenchError saying which flag to use if unreadable."""
+    try:
+        token = Path(token_file).read_text().strip()
+    except FileNotFoundError:
+        raise BenchError(f"no operator token at {token_file}: pass --token-file DATA_DIR/"
+                         f"operator.token of the running server (`daytrade up --data-dir "
+                         f"DATA_DIR`), or use --embedded", status=2) from None
+    except OSError as exc:
+        raise BenchError(f"cannot read the operator token {token_file} "
+                         f"({(exc.strerror or str(exc)).lower()}): pass --token-file with the "
+                         f"running server's DATA_DIR/operator.token, or use --embedded",
+                         status=2) from None
+    if not token:
+        raise BenchError(f"the operator token file {token_file} is empty: pass --token-file "
+                         f"with the running server's DATA_DIR/operator.token", status=2)
+    return token
+
+
+async def connect_or_explain(host: str, port: int, count: int, token: str | None,
+                             token_file: str | None, timeout: float) -> list[DaytradeClient]:
+    """connect_all, with a BenchError that says what to do when there is no server there or it
+    refuses the token."""
+    where = f"{host}:{port}"
+    try:
+        return await connect_all(host, port, count, token, timeout=timeout)
+    except ConnectionRefusedError:
+        raise BenchError(f"no daytrade server at {where}; start one with `daytrade up` or use "
+                         f"--embedded") from None
+    except socket.gaierror as exc:
+        raise BenchError(f"cannot find host {host!r} ({exc.strerror}); check --host") from None
+    except TimeoutError:
+        raise BenchError(f"no answer from {where} within {timeout:g} s; is a daytrade server "
+                         f"listening there? (start one with `daytrade up` or use --embedded)"
+                         ) from None
+    except PermissionError as exc:
+        raise BenchError(f"the server at {where} refused the operator token"
+                         + (f" in {token_file}" if token_file else "")
+                         + f" ({exc}); pass --token-file with the operator.token of that "
+                           f"server's data dir, or use --embedded") from None
+    except OSError as exc:
+        # Several addresses tried (e.g. localhost: ::1 and 127.0.0.1), all refused.
+        if exc.errno is None and "Connect call failed" in str(exc):
+            raise BenchError(f"no daytrade server at {where}; start one with `daytrade up` or "
+                             f"use --embedded") from None
+        raise BenchError(f"cannot connect to {where}: {exc.strerror or exc}") from None
 
 
 def _uvloop(wanted: bool) -> Any:
@@ -176,13 +246,13 @@ class _Run:
         options, plan = self.options, self.plan
         settings = options.replay
         started_at = datetime.now(UTC).isoformat(timespec="seconds")
-        clients = await connect_all(self.host, self.port, settings.connections, self.token,
-                                    timeout=settings.timeout)
+        clients = await connect_or_explain(self.host, self.port, settings.connections, self.token,
+                                           options.token_file, settings.timeout)
         sampler = None
         try:
             stats_before = await self.stats(clients[0])
             self.name_shards(stats_before)
-            procs_before = self.tree.poll() if self.tree else {}
+            procs_before = self.tree.poll(with_threads=True) if self.tree else {}
             machine_before, load_before = procstats.machine_cpu(), procstats.load_average()
             sampler = asyncio.get_running_loop().create_task(self.sample())
             recorder = Recorder(plan.kinds)
@@ -191,7 +261,7 @@ class _Run:
                 live.follow(recorder)
                 wall = await replayer.run()
                 live.stop()
-                procs_after = self.tree.poll() if self.tree else {}
+                procs_after = self.tree.poll(with_threads=True) if self.tree else {}
                 machine_after, load_after = procstats.machine_cpu(), procstats.load_average()
                 stats_after = await self.stats(clients[0])
                 before_cash = await self.summaries(clients) if options.validate else None
@@ -204,7 +274,7 @@ class _Run:
             if options.validate:
                 after_cash = await self.summaries(clients)
                 validation = self.check(dumps, before_cash or {}, after_cash)
-            procs_end = self.tree.poll() if self.tree else {}
+            procs_end = self.tree.poll(with_threads=True) if self.tree else {}
         finally:
             if sampler is not None:
                 sampler.cancel()
@@ -312,15 +382,17 @@ class _Run:
                     result = reply.result or {}
                     entry["events"] = result.get("events")
                     entry["server_path"] = result.get("path")
-                    entry["saved_to"] = self.save(result.get("path"))
+                    entry["saved_to"] = self.save(result.get("path"), entry)
                 else:
                     entry["error"] = f"{reply.code}: {reply.message}"
             entry["seconds"] = round(time.perf_counter() - started, 3)
             out.append(entry)
         return out
 
-    def save(self, server_path: str | None) -> str | None:
-        """Move (embedded) or copy (a local server's) dump file into --dump-to."""
+    def save(self, server_path: str | None, entry: dict[str, Any] | None = None) -> str | None:
+        """Move (embedded) or copy (a local server's) dump file into --dump-to; a file already
+        there (an earlier run's, or another DUMPLOG's of the same name) is replaced, which
+        `entry["replaced"]` says."""
         if not server_path or not os.path.exists(server_path):
             return None
         if self.options.dump_to is None:
@@ -328,6 +400,8 @@ class _Run:
         target_dir = Path(self.options.dump_to)
         target_dir.mkdir(parents=True, exist_ok=True)
         target = target_dir / Path(server_path).name
+        if entry is not None and target.exists() and not target.samefile(server_path):
+            entry["replaced"] = True
         if self.server is not None:
             shutil.move(server_path, target)
         else:

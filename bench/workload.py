@@ -39,7 +39,9 @@ def shipped(name: str) -> Path:
         p = folder / candidate
         if p.is_file():
             return Path(str(p))
-    raise FileNotFoundError(f"no shipped workload named {name!r}")
+    names = sorted(p.name.removesuffix(".gz") for p in folder.iterdir() if p.is_file())
+    raise FileNotFoundError(f"no workload file {name!r} here, and no shipped workload of that "
+                            f"name (shipped: {', '.join(names)})")
 
 
 def resolve(name_or_path: str | Path) -> Path:

@@ -38,6 +38,7 @@ from protocol.replies import Reply
 from server.shards import inputs as inp
 from server.shards import recovery
 from server.shards.engine import DumpRequest, Engine, NeedQuote, quote_unavailable
+from server.shards.threadname import set_native_name
 from server.store import codec
 from server.store.journal_port import JournalFenced, ShardJournal, SnapshotAccount, TxChunk
 
@@ -84,6 +85,7 @@ class SerialWorker:
             self._thread.join()
 
     def _loop(self) -> None:
+        set_native_name(self._thread.name)  # for top -H, /proc and the bench's CPU per thread
         call = self._reactor.callFromThread
         while True:
             item = self._queue.get()

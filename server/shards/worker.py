@@ -86,7 +86,10 @@ def run_shard(config: ShardConfig, sock: socket.socket) -> None:
     from server.shards.channel import FrameProtocol
     from server.shards.engine import Engine
     from server.shards.service import DumpSettings, ShardService
+    from server.shards.threadname import set_native_name
     from server.store.factory import open_journal
+
+    set_native_name(f"shard-{config.index}")  # the reactor thread, as top and /proc show it
 
     journal = open_journal(config.store, config.index)
     client = LegacyQuoteClient(config.quote_host, config.quote_port,

@@ -1,5 +1,8 @@
 """`daytrade bench` options and its exits for bad usage."""
 
+import socket
+import sys
+
 import pytest
 
 from bench.cli import main, options_from, parser
@@ -38,19 +41,70 @@ def test_bad_options_are_refused(bad, capsys):
 
 def test_an_unknown_workload_exits_2(tmp_path, capsys):
     assert main([str(tmp_path / "nope.txt"), "--embedded", "--no-progress"]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no workload file 'nope.txt' here" in out and "10user.txt" in out
 
 
 def test_an_unreadable_compare_file_exits_2(tmp_path):
     assert main(["1user.txt", "--compare", str(tmp_path / "old.json"), "--no-progress"]) == 2
 
 
-def test_no_server_listening_exits_1(tmp_path):
-    import socket
-
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+        return s.getsockname()[1]
+
+
+def _token(tmp_path):
     token = tmp_path / "token"
     token.write_text("t")
-    assert main(["1user.txt", "--port", str(port), "--token-file", str(token),
+    return str(token)
+
+
+def test_no_server_listening_exits_1_and_says_what_to_do(tmp_path, capsys):
+    port = _free_port()
+    assert main(["1user.txt", "--port", str(port), "--token-file", _token(tmp_path),
                  "--no-progress"]) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"no daytrade server at 127.0.0.1:{port}; start one with `daytrade up` or use " \
+           f"--embedded" in out
+    assert "Errno" not in out and "Error" not in out
+
+
+def test_a_missing_token_file_names_the_flag(tmp_path, capsys):
+    missing = tmp_path / "data" / "operator.token"
+    assert main(["1user.txt", "--port", str(_free_port()), "--token-file", str(missing),
+                 "--no-progress"]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"no operator token at {missing}" in out
+    assert "--token-file" in out and "--embedded" in out
+    assert "Errno" not in out
+
+
+def test_the_default_token_file_missing_names_the_flag(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["1user.txt", "--port", str(_free_port()), "--no-progress"]) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert "no operator token at daytrade-data/operator.token: pass --token-file" in out
+
+
+def test_plot_without_matplotlib_exits_2_before_the_replay(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes `import matplotlib` fail
+    # No server at this port: a replay would say so; the check must come first.
+    code = main(["1user.txt", "--port", str(_free_port()), "--token-file", _token(tmp_path),
+                 "--plot", str(tmp_path / "run.png"), "--no-progress"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 2
+    assert "pip install 'daytrade[plot]'" in out
+    assert "no daytrade server" not in out
+
+
+@pytest.mark.parametrize("flag", ["--json", "--plot"])
+def test_an_output_file_in_a_missing_directory_exits_2_before_the_replay(tmp_path, capsys,
+                                                                         flag):
+    pytest.importorskip("matplotlib", exc_type=ImportError) if flag == "--plot" else None
+    code = main(["1user.txt", "--port", str(_free_port()), "--token-file", _token(tmp_path),
+                 flag, str(tmp_path / "nowhere" / "out"), "--no-progress"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert code == 2
+    assert f"{flag} " in out and "no directory" in out

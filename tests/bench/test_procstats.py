@@ -4,13 +4,17 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 
 import pytest
 
 from bench.procstats import (
     _TICK,
+    MAIN_THREAD,
+    UNNAMED_THREADS,
     ProcessTree,
     ProcSample,
+    ThreadSample,
     cpu_between,
     descendants,
     describe,
@@ -20,9 +24,14 @@ from bench.procstats import (
     machine_cpu,
     parent_of,
     sample,
+    thread_cpu_between,
+    thread_labels,
+    threads,
     write_bytes,
     writes_between,
 )
+from server.shards.service import SerialWorker
+from server.shards.threadname import set_native_name
 
 pytestmark = pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs /proc")
 
@@ -165,3 +174,124 @@ def test_writes_between_subtracts_and_keeps_unreadable_apart():
     after = {1: ProcSample(1, "a", 0, 0, 0, 5000), 2: ProcSample(2, "b", 0, 0, 0, 700),
              3: ProcSample(3, "c", 0, 0, 0, 10), 4: ProcSample(4, "d", 0, 0, 0, None)}
     assert writes_between(before, after) == {1: 4000, 2: 700, 3: None, 4: None}
+
+
+# --- threads ------------------------------------------------------------------------------------
+
+
+def _stat(tid: int, name: str, utime: int, stime: int) -> str:
+    return f"{tid} ({name}) S 1 " + "0 " * 9 + f"{utime} {stime} " + "0 " * 30
+
+
+def _fake_threads(proc, pid: int, threads: dict[int, tuple[str, int, int]]) -> None:
+    for tid, (name, utime, stime) in threads.items():
+        (proc / str(pid) / "task" / str(tid)).mkdir(parents=True)
+        (proc / str(pid) / "task" / str(tid) / "stat").write_text(_stat(tid, name, utime, stime))
+
+
+def test_threads_are_read_from_proc_pid_task(tmp_path):
+    _fake_threads(tmp_path, 42, {42: ("shard-0", 100, 50), 43: ("shard-0-commit", 30, 10),
+                                 44: ("weird) (name", 1, 1)})
+    found = threads(42, proc=tmp_path)
+    assert found[42] == ThreadSample(42, "shard-0", 150 / _TICK)
+    assert found[43] == ThreadSample(43, "shard-0-commit", 40 / _TICK)
+    assert found[44].name == "weird) (name"  # the name may hold parentheses
+
+
+def test_unreadable_threads_are_none_and_a_malformed_thread_is_left_out(tmp_path):
+    assert threads(42, proc=tmp_path) is None  # no /proc/42/task
+    _fake_threads(tmp_path, 42, {42: ("python", 1, 1)})
+    (tmp_path / "42" / "task" / "43").mkdir()  # ended while being read: no stat
+    (tmp_path / "42" / "task" / "44").mkdir()
+    (tmp_path / "42" / "task" / "44" / "stat").write_text("44 (x) S")  # malformed
+    assert set(threads(42, proc=tmp_path)) == {42}
+
+
+def test_a_sample_reads_threads_only_when_asked(tmp_path):
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "stat").write_text(_stat(42, "python", 100, 50))
+    (tmp_path / "42" / "status").write_text("VmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n")
+    _fake_threads(tmp_path, 42, {42: ("python", 100, 50)})
+    assert sample(42, "shard-0", proc=tmp_path).threads is None
+    assert set(sample(42, "shard-0", proc=tmp_path, with_threads=True).threads) == {42}
+
+
+def test_a_sample_whose_threads_are_unreadable_still_has_the_process(tmp_path):
+    (tmp_path / "42").mkdir()
+    (tmp_path / "42" / "stat").write_text(_stat(42, "python", 100, 50))
+    (tmp_path / "42" / "status").write_text("VmRSS:\t  1024 kB\n")
+    s = sample(42, "redis", proc=tmp_path, with_threads=True)
+    assert s.threads is None and s.cpu_s == 150 / _TICK
+
+
+def test_thread_labels_name_the_main_thread_and_the_unnamed_ones():
+    found = {7: ThreadSample(7, "python", 1.0), 8: ThreadSample(8, "shard-0-commit", 1.0),
+             9: ThreadSample(9, "python", 1.0)}
+    assert thread_labels(7, found) == {7: MAIN_THREAD, 8: "shard-0-commit", 9: UNNAMED_THREADS}
+
+
+def _with_threads(pid, cpu, found):
+    return ProcSample(pid, "shard-0", cpu, 0, 0, None,
+                      {tid: ThreadSample(tid, name, c) for tid, (name, c) in found.items()})
+
+
+def test_thread_cpu_between_subtracts_per_label_and_counts_new_threads_whole():
+    before = _with_threads(7, 2.0, {7: ("shard-0", 1.5), 8: ("shard-0-commit", 0.5)})
+    after = _with_threads(7, 6.0, {7: ("shard-0", 3.0), 8: ("shard-0-commit", 2.0),
+                                   9: ("shard-0", 0.25), 10: ("shard-0", 0.25)})
+    assert thread_cpu_between(before, after) == {MAIN_THREAD: (1, 1.5),
+                                                 "shard-0-commit": (1, 1.5),
+                                                 UNNAMED_THREADS: (2, 0.5)}
+    assert thread_cpu_between(None, after)[MAIN_THREAD] == (1, 3.0)
+
+
+def test_thread_cpu_between_is_none_when_either_side_was_not_read():
+    read = _with_threads(7, 1.0, {7: ("x", 1.0)})
+    unread = ProcSample(7, "shard-0", 1.0, 0, 0)
+    assert thread_cpu_between(unread, read) is None
+    assert thread_cpu_between(read, unread) is None
+
+
+def _names_of_my_threads() -> set[str]:
+    return {t.name for t in (threads(os.getpid()) or {}).values()}
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_NAME) is Linux's")
+def test_a_thread_named_for_the_os_is_seen_with_its_cpu():
+    named, stop = threading.Event(), threading.Event()
+
+    def run():
+        set_native_name("bench-test-thread-long-name")  # cut to 15 bytes
+        sum(i * i for i in range(200_000))
+        named.set()
+        stop.wait(10)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    try:
+        assert named.wait(10)
+        mine = [t for t in threads(os.getpid()).values() if t.name == "bench-test-thre"]
+        assert len(mine) == 1 and mine[0].cpu_s >= 0
+        assert thread_labels(os.getpid(), threads(os.getpid()))[mine[0].tid] == "bench-test-thre"
+    finally:
+        stop.set()
+        thread.join()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="prctl(PR_SET_NAME) is Linux's")
+def test_a_shards_serial_worker_thread_carries_its_name_for_the_os():
+    class Reactor:
+        def callFromThread(self, f, *args):  # noqa: N802 - Twisted's name
+            f(*args)
+
+    worker = SerialWorker(Reactor(), "shard-9-commit")
+    worker.start()
+    seen = threading.Event()
+    names: list[set[str]] = []
+    worker.submit(_names_of_my_threads, lambda result: (names.append(result), seen.set()),
+                  lambda failure: seen.set())
+    try:
+        assert seen.wait(10)
+        assert "shard-9-commit" in names[0]
+    finally:
+        worker.stop()
