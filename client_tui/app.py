@@ -15,6 +15,7 @@ from pathlib import Path
 from textual import work
 from textual.app import App
 from textual.css.query import NoMatches
+from textual.widget import AwaitMount
 
 from client_tui.clock import Clock, SystemClock
 from client_tui.connection import (
@@ -141,8 +142,8 @@ class DaytradeApp(App[None]):
         except (FundingError, OSError, TimeoutError) as exc:
             self.notify(f"Could not fund the demo account: {exc}", severity="error")
             return
-        self.notify(f"Demo: {demo.user} funded with {fmt.money(demo.cash)} (cash {cash}); "
-                    f"b buys, s sells, ? shows every key")
+        self.notify(f"Demo: {demo.user} funded with {fmt.money(demo.cash)} "
+                    f"(cash {fmt.money_text(cash)}); b buys, s sells, ? shows every key")
         await self.session.refresh_summary()
         self.render_views()
 
@@ -285,18 +286,22 @@ class DaytradeApp(App[None]):
     # --- Trader: actions the screens ask for ----------------------------------------------
 
     def open_ticket(self, side: str, symbol: str = "", amount: int | None = None,
-                    place: bool = False) -> None:
-        if self._logged_in:
-            self.push_screen(OrderTicket(self.session, self.connection.server_now_ms, side,
-                                         symbol, amount, place), self._after_dialog)
+                    place: bool = False) -> AwaitMount | None:
+        if not self._logged_in:
+            return None
+        return self.push_screen(OrderTicket(self.session, self.connection.server_now_ms, side,
+                                            symbol, amount, place), self._after_dialog)
 
-    def open_trigger(self, row: TriggerRow | None = None, symbol: str = "") -> None:
-        if self._logged_in:
-            self.push_screen(TriggerDialog(self.session, row, symbol), self._after_dialog)
+    def open_trigger(self, row: TriggerRow | None = None,
+                     symbol: str = "") -> AwaitMount | None:
+        if not self._logged_in:
+            return None
+        return self.push_screen(TriggerDialog(self.session, row, symbol), self._after_dialog)
 
-    def open_add_funds(self) -> None:
-        if self._logged_in:
-            self.push_screen(AddFundsDialog(self.session), self._after_dialog)
+    def open_add_funds(self) -> AwaitMount | None:
+        if not self._logged_in:
+            return None
+        return self.push_screen(AddFundsDialog(self.session), self._after_dialog)
 
     def open_help(self) -> None:
         self.push_screen(HelpScreen())
@@ -339,7 +344,8 @@ class DaytradeApp(App[None]):
             r = outcome.result
             done = "Committed" if action == "commit" else "Cancelled"
             self.notify(f"{done} {side.upper()}{f' #{txn}' if txn else ''}: {r.get('shares')} "
-                        f"{r.get('symbol')} @ {r.get('price')}; cash {r.get('cash')}")
+                        f"{r.get('symbol')} @ {fmt.money_text(r.get('price'))}; "
+                        f"cash {fmt.money_text(r.get('cash'))}")
         else:
             self._failed(outcome)
         self.render_views()
@@ -352,7 +358,7 @@ class DaytradeApp(App[None]):
         outcome = await self.session.cancel_trigger(side, symbol)
         if outcome.ok:
             self.notify(f"{side.capitalize()} trigger on {symbol} cancelled; "
-                        f"cash {outcome.result.get('cash')}")
+                        f"cash {fmt.money_text(outcome.result.get('cash'))}")
         else:
             self._failed(outcome)
         self.render_views()
@@ -399,7 +405,8 @@ class DaytradeApp(App[None]):
                                                       intent.price)
         failed = next((o for o in outcomes if not o.ok), None)
         if failed is None:
-            self.notify(f"Done: {intent.describe()}; cash {outcomes[-1].result.get('cash')}")
+            cash = fmt.money_text(outcomes[-1].result.get("cash"))
+            self.notify(f"Done: {intent.describe()}; cash {cash}")
         else:
             self._failed(failed)
         self.render_views()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Protocol
 
 from client_tui.model.history import HistoryFilter
@@ -12,12 +13,16 @@ from client_tui.model.triggers import TriggerRow
 class Trader(Protocol):
     """User actions that need the session, run by the app in workers."""
 
+    # The dialog openers return an awaitable that resolves once the dialog is mounted (None when
+    # nothing opened).
+
     def open_ticket(self, side: str, symbol: str = "", amount: int | None = None,
-                    place: bool = False) -> None: ...
+                    place: bool = False) -> Awaitable[object] | None: ...
 
-    def open_trigger(self, row: TriggerRow | None = None, symbol: str = "") -> None: ...
+    def open_trigger(self, row: TriggerRow | None = None,
+                     symbol: str = "") -> Awaitable[object] | None: ...
 
-    def open_add_funds(self) -> None: ...
+    def open_add_funds(self) -> Awaitable[object] | None: ...
 
     def open_help(self) -> None: ...
 

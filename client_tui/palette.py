@@ -13,9 +13,17 @@ from client_tui.controller import Trader
 from client_tui.model.intents import USAGE, IntentError, PlaceOrder, parse
 
 VERBS = {usage.split()[0] for usage in USAGE}
-#: Shown when the palette opens with nothing typed.
-EXAMPLES = ("buy ABC 100", "sell ABC 50", "trigger buy ABC 500 @ 12.50", "commit buy",
-            "cancel buy", "add 1000", "watch XYZ")
+#: Shown when the palette opens with nothing typed: each example with the usage it follows (its
+#: own help line, so no line repeats under every example).
+EXAMPLES = (
+    ("buy ABC 100", "buy SYM AMOUNT: opens the ticket (typed in full, places it)"),
+    ("sell ABC 50", "sell SYM AMOUNT: opens the ticket (typed in full, places it)"),
+    ("trigger buy ABC 500 @ 12.50", "trigger buy|sell SYM AMOUNT @ PRICE"),
+    ("commit buy", "commit buy|sell: the newest pending order of that side"),
+    ("cancel buy", "cancel buy|sell · cancel trigger buy|sell SYM"),
+    ("add 1000", "add AMOUNT: dollars to your cash"),
+    ("watch XYZ", "watch|unwatch|quote SYM"),
+)
 
 
 class TradeCommands(Provider):
@@ -43,12 +51,11 @@ class TradeCommands(Provider):
     async def discover(self) -> Hits:
         if not getattr(self.app, "logged_in", False):
             return
-        for example in EXAMPLES:
+        for example, usage in EXAMPLES:
             intent = parse(example)
             # An example order only opens the ticket; typed in full, it is placed at once.
             command = (partial(self.trader.open_ticket, intent.side, intent.symbol, intent.amount)
                        if isinstance(intent, PlaceOrder) else partial(self.trader.run_intent,
                                                                       intent))
             yield DiscoveryHit(Text.assemble((example, "bold"), "  →  ", intent.describe()),
-                               command, text=example,
-                               help="or type your own: " + " · ".join(USAGE[:3]))
+                               command, text=example, help=usage)

@@ -47,3 +47,32 @@ class ActivityLog:
     @property
     def errors(self) -> int:
         return sum(1 for e in self._entries if e.kind == "error")
+
+
+#: The Log view's kind filter: label -> entry kinds ("" means every kind).
+KINDS: dict[str, tuple[str, ...]] = {
+    "": (),
+    "requests": ("ok", "error"),
+    "errors": ("error",),
+    "events": ("event",),
+    "notices": ("notice",),
+    "connection": ("connection",),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LogFilter:
+    """Entries of the kind group `kind` (a KINDS key) whose text contains `text` (any case)."""
+
+    kind: str = ""
+    text: str = ""
+
+    def matches(self, entry: LogEntry) -> bool:
+        kinds = KINDS.get(self.kind, ())
+        if kinds and entry.kind not in kinds:
+            return False
+        needle = self.text.strip().lower()
+        if not needle:
+            return True
+        return any(needle in part.lower()
+                   for part in (entry.kind, entry.request, entry.detail, entry.code))

@@ -6,22 +6,26 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from client_tui.model.format import money_text
+
 #: Characters of a reply's result shown in the Log view.
 RESULT_SHOWN = 72
 
 
 def describe_event(name: str, data: Mapping[str, Any]) -> str:
     """`trigger_fired` and `pending_expired` as a sentence; other events as their fields."""
-    symbol, shares, price = data.get("symbol"), data.get("shares"), data.get("price")
-    cash = data.get("cash")
+    symbol, shares = data.get("symbol"), data.get("shares")
+    price, cash = money_text(data.get("price")), money_text(data.get("cash"))
+    amount = money_text(data.get("amount"))
     if name == "trigger_fired":
         if data.get("side") == "sell":
             return (f"Sell trigger fired: sold {shares} {symbol} @ {price} for "
-                    f"{data.get('amount')}; cash {cash}")
+                    f"{amount}; cash {cash}")
         refund = data.get("refund")
-        extra = f", {refund} unspent back" if refund not in (None, "0.00") else ""
+        extra = (f", {money_text(refund)} unspent back" if refund not in (None, "0.00")
+                 else "")
         return (f"Buy trigger fired: bought {shares} {symbol} @ {price} for "
-                f"{data.get('amount')}{extra}; cash {cash}")
+                f"{amount}{extra}; cash {cash}")
     if name == "pending_expired":
         side = str(data.get("side", "")).upper()
         released = "cost returned" if data.get("side") == "buy" else "shares returned"

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, TabbedContent, TabPane
+from textual.widgets import Footer, Input, TabbedContent, TabPane
 
 from client_tui.controller import Trader
 from client_tui.view_context import ViewContext
@@ -34,12 +37,14 @@ class DashboardScreen(Screen):
     """Views get state via `show()` (attributes down); their requests bubble up as messages."""
 
     AUTO_FOCUS = "#watch-table"
-    # Short labels, so that the footer keeps every one at 80 columns.
+    # Short labels, so that the footer keeps every one at 80 columns. The keys opening a dialog
+    # are priority bindings: they run before the next key is routed, so keys typed right after
+    # them (fast typing, a paste) reach the dialog, not this screen. In a text field they type.
     BINDINGS = [
-        Binding("b", "buy", "Buy"),
-        Binding("s", "sell", "Sell"),
-        Binding("t", "trigger", "Trigger"),
-        Binding("a", "add_funds", "Funds", tooltip="add funds"),
+        Binding("b", "buy", "Buy", priority=True),
+        Binding("s", "sell", "Sell", priority=True),
+        Binding("t", "trigger", "Trigger", priority=True),
+        Binding("a", "add_funds", "Funds", tooltip="add funds", priority=True),
         Binding("slash", "watch", "Watch", key_display="/", tooltip="add a symbol"),
         Binding("r", "refresh", "Refresh", tooltip="the account and every quote in play"),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -100,6 +105,11 @@ class DashboardScreen(Screen):
 
     # --- keys -----------------------------------------------------------------------------
 
+    def _typing(self) -> None:
+        """Raise SkipAction while a text field has the focus: the key is a character there."""
+        if isinstance(self.focused, Input):
+            raise SkipAction()
+
     def acknowledge(self) -> None:
         """The user did something: an error of an earlier action leaves the status line."""
         self.status.acknowledge()
@@ -127,21 +137,33 @@ class DashboardScreen(Screen):
             self._input_next = True
             self.query_one(TabbedContent).active = "watchlist"
 
-    def action_buy(self) -> None:
-        self.acknowledge()
-        self.trader.open_ticket("buy", self.selected_symbol())
+    # The dialogs' keys wait for the dialog to be mounted with its field focused: the keys typed
+    # after them are routed only then, so they land in the dialog's fields, in order.
 
-    def action_sell(self) -> None:
+    async def action_buy(self) -> None:
+        self._typing()
         self.acknowledge()
-        self.trader.open_ticket("sell", self.selected_symbol())
+        await self._opened(self.trader.open_ticket("buy", self.selected_symbol()))
 
-    def action_trigger(self) -> None:
+    async def action_sell(self) -> None:
+        self._typing()
         self.acknowledge()
-        self.trader.open_trigger(symbol=self.selected_symbol())
+        await self._opened(self.trader.open_ticket("sell", self.selected_symbol()))
 
-    def action_add_funds(self) -> None:
+    async def action_trigger(self) -> None:
+        self._typing()
         self.acknowledge()
-        self.trader.open_add_funds()
+        await self._opened(self.trader.open_trigger(symbol=self.selected_symbol()))
+
+    async def action_add_funds(self) -> None:
+        self._typing()
+        self.acknowledge()
+        await self._opened(self.trader.open_add_funds())
+
+    @staticmethod
+    async def _opened(mounted: Awaitable[object] | None) -> None:
+        if mounted is not None:
+            await mounted
 
     def action_refresh(self) -> None:
         self.acknowledge()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -11,6 +11,7 @@ from textual.widgets import Button, Input, Label, Static
 
 from client_tui.model import format as fmt
 from client_tui.model.intents import IntentError, parse_amount
+from client_tui.screens.keys import FIELD_KEYS, deliver_early_key
 from client_tui.session import TradingSession
 from client_tui.widgets.text import set_content
 
@@ -18,7 +19,9 @@ from client_tui.widgets.text import set_content
 class AddFundsDialog(ModalScreen[None]):
     """Enter adds, Esc closes."""
 
-    BINDINGS = [Binding("escape", "close", "Close")]
+    AUTO_FOCUS = "#funds-amount"
+    BINDINGS = [
+        *FIELD_KEYS, Binding("escape", "close", "Close")]
 
     def __init__(self, session: TradingSession) -> None:
         super().__init__(classes="dialog")
@@ -31,14 +34,23 @@ class AddFundsDialog(ModalScreen[None]):
                          id="funds-cash")
             with Horizontal(classes="field-row"):
                 yield Label("Amount $", classes="field-label")
-                yield Input(id="funds-amount", placeholder="1000.00")
+                yield Input(id="funds-amount", placeholder="amount in $, e.g. 1000.00")
             yield Static("", id="funds-error", classes="error")
             with Horizontal(classes="buttons"):
                 yield Button("Add (⏎)", id="funds-add", variant="primary")
                 yield Button("Close (Esc)", id="funds-close")
 
-    def on_mount(self) -> None:
-        self.query_one("#funds-amount", Input).focus()
+    def on_key(self, event: events.Key) -> None:
+        deliver_early_key(self, event)
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        error = self.query_one("#funds-error", Static)
+        try:
+            parse_amount(event.value)
+        except IntentError:
+            return  # an error shown stays until the entry is valid or submitted again
+        set_content(error, "")  # a valid entry: the earlier error is stale
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
@@ -67,5 +79,6 @@ class AddFundsDialog(ModalScreen[None]):
         if not outcome.ok:
             set_content(error, outcome.error)
             return
-        self.app.notify(f"Added {fmt.money(amount)}: cash {outcome.result.get('cash')}")
+        self.app.notify(f"Added {fmt.money(amount)}: cash "
+                        f"{fmt.money_text(outcome.result.get('cash'))}")
         self.dismiss(None)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -25,6 +25,7 @@ from client_tui.model.ticket import (
     TicketState,
     shares_text,
 )
+from client_tui.screens.keys import FIELD_KEYS, deliver_early_key
 from client_tui.session import TradingSession
 from client_tui.widgets.cells import FRESHNESS_STYLE
 from client_tui.widgets.text import set_content, set_line
@@ -40,6 +41,7 @@ class OrderTicket(ModalScreen[None]):
     """One BUY or SELL from entry to commit, cancel or expiry."""
 
     BINDINGS = [
+        *FIELD_KEYS,
         Binding("enter", "enter", "Place / commit", priority=True),
         Binding("escape", "escape", "Cancel / close", priority=True),
     ]
@@ -58,6 +60,8 @@ class OrderTicket(ModalScreen[None]):
         self.txn: int | None = None
         self.expires_at = 0
         self._checked_expiry = False
+        #: The field focused as the ticket shows (a later focus() could undo fast typing).
+        self.AUTO_FOCUS = "#ticket-amount" if symbol else "#ticket-symbol"
 
     @property
     def state(self) -> TicketState:
@@ -95,12 +99,14 @@ class OrderTicket(ModalScreen[None]):
                       "#ticket-error"):
             self.query_one(empty).display = False
         self._hint("Enter places the order; Esc closes.")
-        self.query_one("#ticket-amount" if self._symbol else "#ticket-symbol", Input).focus()
         if self._symbol:
             self._fetch_quote(self._symbol)
         self.set_interval(0.25, self._tick)
         if self._place_now:
             self.action_enter()
+
+    def on_key(self, event: events.Key) -> None:
+        deliver_early_key(self, event)
 
     # --- entry ----------------------------------------------------------------------------
 
@@ -286,7 +292,8 @@ class OrderTicket(ModalScreen[None]):
 
     def _settled(self, action: str, result: dict[str, Any]) -> None:
         mine = all(result.get(k) == self.order.get(k) for k in ("symbol", "shares", "price"))
-        what = f"{result.get('shares')} {result.get('symbol')} @ {result.get('price')}"
+        what = (f"{result.get('shares')} {result.get('symbol')} @ "
+                f"{fmt.money_text(result.get('price'))}")
         if not mine:
             # The server settled a newer order of this side: ours is still pending.
             self.flow.fire("kept")
@@ -296,7 +303,8 @@ class OrderTicket(ModalScreen[None]):
             return
         if action == "commit":
             verb, field = VERB[self.side]
-            self._close(f"{verb} {what} ({field} {result.get(field, '')})", "information")
+            self._close(f"{verb} {what} ({field} {fmt.money_text(result.get(field, ''))})",
+                        "information")
         else:
             self._close(f"Cancelled {self.side.upper()} of {what}", "information")
 
@@ -306,8 +314,8 @@ class OrderTicket(ModalScreen[None]):
         if not alive or event.get("txn") != self.txn:
             return False
         self._close(f"{self.side.upper()} #{self.txn} expired: {event.get('shares')} "
-                    f"{event.get('symbol')} @ {event.get('price')} released "
-                    f"(cash {event.get('cash')})", "warning")
+                    f"{event.get('symbol')} @ {fmt.money_text(event.get('price'))} released "
+                    f"(cash {fmt.money_text(event.get('cash'))})", "warning")
         return True
 
     # --- ticking --------------------------------------------------------------------------

@@ -6,7 +6,7 @@ trigger reserves the shares the amount buys at the trigger price and sells when 
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
+from textual import events, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -16,6 +16,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 from client_tui.model import format as fmt
 from client_tui.model.intents import IntentError, parse_amount, parse_symbol
 from client_tui.model.triggers import TriggerRow, crossed, distance_bp
+from client_tui.screens.keys import FIELD_KEYS, deliver_early_key
 from client_tui.session import TradingSession
 from client_tui.widgets.text import set_content
 
@@ -23,7 +24,8 @@ from client_tui.widgets.text import set_content
 class TriggerDialog(ModalScreen[None]):
     """Enter sets the trigger (amount, then price, in the order the server accepts)."""
 
-    BINDINGS = [Binding("escape", "close", "Close")]
+    BINDINGS = [
+        *FIELD_KEYS, Binding("escape", "close", "Close")]
 
     def __init__(self, session: TradingSession, row: TriggerRow | None = None,
                  symbol: str = "", side: str = "buy") -> None:
@@ -32,6 +34,8 @@ class TriggerDialog(ModalScreen[None]):
         self.row = row
         self._symbol = row.symbol if row else symbol
         self._side = row.side if row else side
+        #: The field focused from the start (not the side selector, the first in tab order).
+        self.AUTO_FOCUS = "#trigger-amount" if self._symbol else "#trigger-symbol"
 
     def compose(self) -> ComposeResult:
         row = self.row
@@ -44,15 +48,15 @@ class TriggerDialog(ModalScreen[None]):
                              value=self._side, allow_blank=False, id="trigger-side",
                              disabled=row is not None)
                 yield Label("Symbol", classes="field-label")
-                yield Input(self._symbol, id="trigger-symbol", max_length=3, placeholder="ABC",
-                            disabled=row is not None)
+                yield Input(self._symbol, id="trigger-symbol", max_length=3,
+                            placeholder="e.g. ABC", disabled=row is not None)
             with Horizontal(classes="field-row"):
                 yield Label("Amount $", classes="field-label")
                 yield Input(fmt.money(row.amount) if row else "", id="trigger-amount",
-                            placeholder="500.00")
+                            placeholder="in $, e.g. 500.00")
                 yield Label("Trigger @", classes="field-label")
                 yield Input(fmt.money(row.trigger_price) if row and row.trigger_price else "",
-                            id="trigger-price", placeholder="12.50")
+                            id="trigger-price", placeholder="price, e.g. 12.50")
             yield Static("", id="trigger-quote")
             yield Static("", id="trigger-error", classes="error")
             with Horizontal(classes="buttons"):
@@ -60,10 +64,13 @@ class TriggerDialog(ModalScreen[None]):
                 yield Button("Close (Esc)", id="trigger-close")
 
     def on_mount(self) -> None:
-        target = "#trigger-amount" if self._symbol else "#trigger-symbol"
-        self.query_one(target, Input).focus()
+        # AUTO_FOCUS focuses the first field as the dialog shows (a focus() here would come
+        # later, after keys typed fast, and pull the focus back).
         if self._symbol:
             self._fetch_quote(self._symbol)
+
+    def on_key(self, event: events.Key) -> None:
+        deliver_early_key(self, event)
 
     @property
     def side(self) -> str:
@@ -72,6 +79,7 @@ class TriggerDialog(ModalScreen[None]):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
+        set_content(self.query_one("#trigger-error", Static), "")  # stale once edited
         if event.input.id == "trigger-symbol":
             try:
                 self._fetch_quote(parse_symbol(event.value))
@@ -114,7 +122,8 @@ class TriggerDialog(ModalScreen[None]):
         else:
             text.append(f"  {fmt.percent(distance_bp(price, latest.price))} to trigger",
                         style="bold")
-        text.append(f"  ≈ {amount // price:,} shares at the trigger price", style="dim")
+        text.append(f"  ≈ {fmt.plural(amount // price, 'share')} at the trigger price",
+                    style="dim")
         set_content(self.query_one("#trigger-quote", Static), text)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

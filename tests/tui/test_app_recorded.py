@@ -49,7 +49,7 @@ async def test_the_ticket_closes_with_a_toast_when_the_server_expires_its_order(
         server.clients[-1].push("pending_expired", user="alice", side="buy", txn=20,
                                 symbol="ABC", shares=8, price="12.34", cash="8292.48")
         await until(pilot, lambda: not isinstance(app.screen, OrderTicket), "the ticket closing")
-        assert notices(app)[-1] == ("BUY #20 expired: 8 ABC @ 12.34 released (cash 8292.48)")
+        assert notices(app)[-1] == ("BUY #20 expired: 8 ABC @ 12.34 released (cash 8,292.48)")
         assert sum("expired" in n for n in notices(app)) == 1  # one toast, not two
 
 

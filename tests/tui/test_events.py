@@ -21,7 +21,7 @@ def test_pending_expired_says_what_came_back():
     text = describe_event("pending_expired", {"user": "a", "side": "buy", "txn": 3,
                                               "symbol": "ABC", "shares": 8, "price": "12.34",
                                               "cash": "1000.00"})
-    assert text == ("Pending BUY #3 expired: 8 ABC @ 12.34, cost returned; cash 1000.00")
+    assert text == ("Pending BUY #3 expired: 8 ABC @ 12.34, cost returned; cash 1,000.00")
 
 
 def test_an_unknown_event_shows_its_fields():

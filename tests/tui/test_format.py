@@ -57,3 +57,19 @@ def test_clock_and_timestamp_use_the_given_zone():
 
 def test_iso_utc_keeps_milliseconds():
     assert fmt.iso_utc(1_764_072_000_123) == "2025-11-25T12:00:00.123Z"
+
+
+def test_reply_money_reads_like_the_header():
+    from client_tui.model.format import money_text
+
+    assert money_text("12500.00") == "12,500.00"
+    assert money_text("-5.00") == "-5.00"
+    assert money_text("n/a") == "n/a" and money_text(None) == ""
+
+
+def test_plurals():
+    from client_tui.model.format import plural
+
+    assert plural(1, "share") == "1 share"
+    assert plural(2, "share") == "2 shares"
+    assert plural(1200, "entry", "entries") == "1,200 entries"

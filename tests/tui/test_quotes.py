@@ -105,3 +105,13 @@ def test_sparkline_shows_the_newest_values_that_fit():
 
 def test_sparkline_of_nothing_is_empty():
     assert sparkline([], width=5) == ""
+
+
+def test_the_book_says_which_symbols_were_asked_for_and_lists_samples():
+    from client_tui.model.quotes import QuoteBook, QuoteSample
+
+    book = QuoteBook()
+    assert not book.asked("ABC") and book.samples("ABC") == []
+    sample = QuoteSample("ABC", 1234, 1000, "k", 0, 1000)
+    book.record(sample)
+    assert book.asked("ABC") and book.samples("ABC") == [sample]
