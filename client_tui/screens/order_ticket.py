@@ -259,7 +259,7 @@ class OrderTicket(ModalScreen[None]):
         set_line(self.query_one("#ticket-estimate", Static), "")
         set_line(self.query_one("#ticket-order", Static), Text.assemble(
             (f"Pending {self.side.upper()} #{self.txn}: ", "bold"),
-            (f"{shares} {symbol} @ {fmt.money(price)} = {shown_value}", "bold")))
+            (f"{shares} of {symbol} @ {fmt.money(price)} = {shown_value}", "bold")))
         for widget_id in ("#ticket-symbol", "#ticket-amount"):
             self.query_one(widget_id, Input).disabled = True
         self.query_one("#ticket-progress").display = True
