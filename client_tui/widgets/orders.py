@@ -28,7 +28,7 @@ class OrdersView(Vertical):
     """Enter (or Commit) commits the highlighted newest order; x (or Cancel) cancels it."""
 
     BINDINGS = [
-        Binding("x,delete", "settle('cancel')", "Cancel order"),
+        Binding("x,delete", "settle('cancel')", "Cancel", tooltip="cancel the order"),
         Binding("c", "settle('commit')", "Commit order", show=False),
     ]
 

@@ -25,8 +25,8 @@ class TriggersView(Vertical):
     """Both trigger tables in one."""
 
     BINDINGS = [
-        Binding("e", "edit", "Edit trigger"),
-        Binding("x,delete", "cancel_trigger", "Cancel trigger"),
+        Binding("e", "edit", "Edit", tooltip="edit the trigger"),
+        Binding("x,delete", "cancel_trigger", "Cancel", tooltip="cancel the trigger"),
     ]
 
     class EditRequested(Message):

@@ -194,15 +194,18 @@ async def test_the_help_overlay_shows_every_key(tmp_path, size):
 
 
 @pytest.mark.parametrize("size", SIZES)
-async def test_the_footer_keeps_the_labels_of_the_trading_keys(tmp_path, size):
+async def test_the_footer_keeps_the_labels_of_the_trading_keys_on_every_tab(tmp_path, size):
     app, _ = recorded(tmp_path)
     async with app.run_test(size=size) as pilot:
         await log_in(app)
-        await pilot.pause()
-        footer = screen_text(app).splitlines()[-1]
-        for label in ("b Buy", "s Sell", "t Trigger", "a Funds", "/ Watch", "r Refresh",
-                      "? Help", "q Quit"):
-            assert label in footer, label
+        for tab, own in (("1", "x Remove"), ("2", ""), ("3", "x Cancel"), ("4", "e Edit"),
+                         ("5", "e Export CSV"), ("6", "")):
+            await pilot.press(tab)
+            await pilot.pause()
+            footer = screen_text(app).splitlines()[-1]
+            for label in (own, "b Buy", "s Sell", "t Trigger", "a Funds", "/ Watch",
+                          "r Refresh", "? Help", "q Quit"):
+                assert label in footer, (tab, label, footer)
 
 
 # --- 11: the watchlist is kept per user, with what the user owns -------------------------------
