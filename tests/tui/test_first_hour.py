@@ -417,3 +417,19 @@ async def test_a_dialog_key_in_a_text_field_types_a_letter(tmp_path, size):
         await pilot.press("b", "a", "t", "s")
         assert isinstance(app.screen, DashboardScreen)
         assert app.dashboard.query_one("#history-symbol", Input).value == "bat"
+
+
+@pytest.mark.parametrize("size", SIZES)
+async def test_keys_typed_fast_land_in_the_tickets_amount_and_sell_preview_follows_holdings(
+        tmp_path, size):
+    app, _ = recorded(tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await log_in(app)
+        await until(pilot, lambda: app.dashboard.selected_symbol() == "ABC", "the ABC row")
+        for key in ["s", *"9999"]:
+            app.post_message(events.Key(key, key))
+        await until(pilot, lambda: isinstance(app.screen, OrderTicket)
+                    and app.screen.query_one("#ticket-amount", Input).value == "9999")
+        estimate = app.screen.query_one("#ticket-estimate")
+        await until(pilot, lambda: "you hold 63 shares free" in str(estimate.content))
+        assert "insufficient_shares" in str(app.screen.query_one("#ticket-warning").content)
