@@ -1,109 +1,119 @@
-"""DUMPLOG's order over the shards' journals, in bounded memory: an external merge sort.
+"""DUMPLOG's order over the shards' journals, in bounded memory: a distribution sort on txn.
 
 Why: each shard's journal holds its audit events in commit order, which is not the log's order
-(txn, user or "", seq, server): a command waiting for a slow quote, trigger firings and expiries
-commit after later txns, by up to minutes. The whole log (~2.4M events on the final workload) must
-not be held in memory, so events are sorted in runs spilled to temporary files, then merged.
+(txn, user or "", seq, server). It is not even nearly in order: a workload's users are all in
+flight at once and each has its own range of txns, so commit order interleaves the whole range
+(on final_2019, 99.9% of events sort below an earlier one). The whole log (~2.4M events on the
+final workload) must not be held in memory.
 
-How, and why this way (measured, figures below):
-- Nothing touches the disk while everything read so far fits in `run_size` events: small logs and
-  one user's DUMPLOG are sorted in memory.
-- Journals are mostly in order, so each stream is split as it is read into its in-order part (each
-  event's key above the last one kept) and its stragglers. The in-order part is a run already: it
-  goes to the stream's own file as it comes, never sorted. Stragglers are sorted into runs of their
-  own (from run_size/2 to run_size events). Nearly sorted journals give one run per shard plus a
-  few small straggler runs; any input, however disordered, still comes out right (it only makes
-  more straggler runs). A record wholly in order after the last event is taken in one list step.
-- Spilled runs are flat plain tuples `(txn, user or "", seq, server, n, *event)` in marshal
-  chunks of CHUNK events, each prefixed by its byte length: marshal of plain tuples is much faster
-  than pickle of NamedTuples and a chunk at a time keeps the per-event cost in C. `n` (the event's
-  arrival number) settles exact key ties in input order, as a stable sort would, and keeps
-  comparisons from ever reaching the event itself (None next to str).
-- The runs are merged a batch at a time rather than an event at a time (heapq.merge): the lowest
-  last key of the runs' current chunks bounds a batch; every run's events up to it (bisect) are
-  taken and sorted together (timsort merges the sorted slices in C). Same output and memory (one
-  chunk per run) as heapq.merge, whose Python-level loop costs per event: merging 2.2 s against
-  3.0 s.
-- The cyclic garbage collector is paused while the streams are read and spilled (no event is
-  yielded meanwhile) and while a chunk is loaded: millions of new tuples, none of them garbage,
-  made it rescan the growing buffers over and over. Flat tuples of plain values are untracked by
-  its first look at them.
-- The temporary files live in one temporary directory, removed in a `finally`: after the last
-  event, when the consumer closes the generator early, or when it raises.
+How: events are held in memory until `run_size` of them have been read; a log that fits is
+sorted there. A larger one is dealt into BUCKETS files by txn range (the range of the events
+read so far; events beyond it go to the end buckets), each event written once and read back
+once; the buckets are then sorted one at a time, in txn order, and handed out. A bucket still
+larger than `run_size` (a skewed range) is dealt again over its own range; one txn with more
+than `run_size` events (never seen: a command has a handful) is sorted in memory. Events keep
+their order of arrival within a bucket and Python's sort is stable, so ties come out as a
+stable sort of everything would give them.
 
-Measured (2-core machine shared with other jobs, CPython 3.11, CPU seconds): 2.5M synthetic events
-in 2 shards (1M commands, commit order with 2% of commands late, a tenth of those by 1k-100k txns;
-records of 1-60 events), run_size 200,000: 4.3-5.0 s (500-580k events/s; reading and spilling
-2.0-2.1 s, merging 2.2-2.9 s); 4 shards 5.7 s. Spill files ~85 bytes an event (~210 MB). Peak
-memory 62 MB (tracemalloc) for the merge, 82 MB max RSS for the whole process. Before the batch
-merge and the paused collector: 6.5-9.7 s. With write_log to a null file: 10.3-10.6 s, against
-4.8-5.5 s for write_log alone. Pickle of the same tuples: dumps ~1.3x slower; orjson: loads 2x
-slower; marshal version 2 (no shared references): both about 2x slower.
+The first version spilled each stream's in-order part and sorted its stragglers into runs,
+then merged the runs (the `heapq.merge` shape): on the journals of a real final_2019 run it
+took 10.5 s for 2.4M events, this one takes about 2 s (decoding the records, 2.8 s, and
+writing the XML, 5 s, apart).
+
+The cyclic garbage collector is paused while events are read and dealt, and while a bucket is
+loaded: millions of new tuples, none of them garbage, made it rescan the growing buffers.
+The bucket files live in one temporary directory, removed in a `finally`: after the last event,
+when the consumer closes the generator early, or when it raises.
 """
 
 from __future__ import annotations
 
 import gc
-import itertools
 import marshal
 import shutil
+import struct
 import tempfile
-from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
-from operator import itemgetter, lt
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO
 
 from server.shards.audit_events import AuditEvent
 
-#: Events per marshal chunk in a spilled run (what the merge holds per run).
-CHUNK = 4096
-_LENGTH = 8  # bytes of a chunk's length prefix
-
-#: (txn, user or "", seq, server, arrival number, *the event's fields)
-Decorated = tuple[Any, ...]
+#: Files a too-large log is dealt into (each ~1/BUCKETS of the log when txns spread evenly).
+BUCKETS = 64
+#: Events per marshal chunk written to a bucket file.
+CHUNK = 2048
+#: A chunk's byte length before it: `marshal.load` on a file reads it in small pieces (14.5 s
+#: for 2.4M events), `marshal.loads` of one read a chunk does not.
+_LENGTH = struct.Struct("<Q")
+_TXN, _USER, _SEQ, _SERVER = (AuditEvent._fields.index(f)
+                              for f in ("txn", "user", "seq", "server"))
 
 _event = partial(tuple.__new__, AuditEvent)
-_plain = itemgetter(slice(5, None))
+_fast_key = itemgetter(_TXN, _USER, _SEQ, _SERVER)
 
 
-def sort_key(event: AuditEvent) -> tuple[int, str, int, str]:
+def sort_key(event: Sequence[Any]) -> tuple[int, str, int, str]:
     """The log's order: (txn, user or "", seq, server)."""
-    return (event.txn, event.user or "", event.seq, event.server)
+    return (event[_TXN], event[_USER] or "", event[_SEQ], event[_SERVER])
 
 
-def merged_events(streams: Sequence[Iterable[list[AuditEvent]]], *, user: str | None = None,
+def merged_events(streams: Sequence[Iterable[list[Sequence[Any]]]], *, user: str | None = None,
                   run_size: int = 200_000, spill_dir: str | Path | None = None
                   ) -> Iterator[AuditEvent]:
     """Every event of every stream (only `user`'s when given) in the log's order, lazily.
 
-    Each stream is one shard's journal: an iterable of per-record event lists in commit order,
-    read once. Nothing is read before the first event is asked for; the first event comes once
-    every stream has been read. At most about `run_size` events are held while reading; beyond
-    that, runs go to a temporary directory in `spill_dir` (tempfile's default when None), removed
-    however the iteration ends (close the generator to end it early).
+    Each stream is one shard's journal: an iterable of per-record event lists in commit order
+    (AuditEvents, or plain sequences of their fields), read once. Nothing is read before the
+    first event is asked for; the first event comes once every stream has been read. At most
+    about `run_size` events are held at a time; the rest goes to a temporary directory in
+    `spill_dir` (tempfile's default when None), removed however the iteration ends (close the
+    generator to end it early).
     """
     if run_size < 1:
         raise ValueError(f"run_size must be at least 1, not {run_size}")
     return _merged(streams, user, run_size, spill_dir)
 
 
-def _merged(streams: Sequence[Iterable[list[AuditEvent]]], user: str | None, run_size: int,
+def _merged(streams: Sequence[Iterable[list[Sequence[Any]]]], user: str | None, run_size: int,
             spill_dir: str | Path | None) -> Iterator[AuditEvent]:
-    runs = _Runs(spill_dir)
+    spill = _SpillDir(spill_dir)
     try:
+        events = _events(streams, user)
         with _collector_paused():
-            fitted = _read(streams, user, run_size, runs)
-        if fitted is not None:
-            fitted.sort()  # timsort merges the in-order parts and the stragglers
-            yield from map(_event, map(_plain, fitted))
+            held = []
+            for event in events:
+                held.append(event)
+                if len(held) > run_size:
+                    break
+            else:
+                _sort(held)
+                fitted = True
+            if len(held) > run_size:
+                fitted = False
+                buckets = _deal(held, events, spill)
+        if fitted:
+            yield from map(_event, held)
             return
-        for batch in _merge(runs.paths):
-            yield from map(_event, map(_plain, batch))
+        del held
+        yield from _sorted_buckets(buckets, run_size, spill)
     finally:
-        runs.remove()
+        spill.remove()
+
+
+def _events(streams: Sequence[Iterable[list[Sequence[Any]]]],
+            user: str | None) -> Iterator[Sequence[Any]]:
+    for stream in streams:
+        for record in stream:
+            if user is None:
+                yield from record
+            else:
+                for event in record:
+                    if event[_USER] == user:
+                        yield event
 
 
 @contextmanager
@@ -117,25 +127,19 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-class _Runs:
-    """The spilled runs: files in one temporary directory, made on the first spill."""
+class _SpillDir:
+    """One temporary directory for the bucket files, made on the first spill."""
 
-    def __init__(self, spill_dir: str | Path | None) -> None:
-        self.spill_dir = spill_dir
+    def __init__(self, parent: str | Path | None) -> None:
+        self.parent = parent
         self.dir: Path | None = None
-        self.paths: list[Path] = []
+        self.files = 0
 
-    def new(self, name: str) -> Path:
+    def new_file(self) -> Path:
         if self.dir is None:
-            self.dir = Path(tempfile.mkdtemp(prefix="dumplog-merge-", dir=self.spill_dir))
-        path = self.dir / f"{len(self.paths)}-{name}"
-        self.paths.append(path)
-        return path
-
-    def write(self, name: str, items: list[Decorated]) -> None:
-        """A run of its own for `items` (sorted already)."""
-        with open(self.new(name), "wb") as out:
-            _write_chunks(out, items)
+            self.dir = Path(tempfile.mkdtemp(prefix="dumplog-merge-", dir=self.parent))
+        self.files += 1
+        return self.dir / f"bucket-{self.files}"
 
     def remove(self) -> None:
         if self.dir is not None:
@@ -143,123 +147,92 @@ class _Runs:
             self.dir = None
 
 
-def _read(streams: Sequence[Iterable[list[AuditEvent]]], user: str | None, run_size: int,
-          runs: _Runs) -> list[Decorated] | None:
-    """Read every stream, spilling runs when over `run_size` events; returns every event
-    (unsorted) when none had to be spilled, else None (the rest spilled too)."""
-    arrival = itertools.count()
-    held: list[list[Decorated]] = []  # in-order parts of streams not spilled yet
-    stragglers: list[Decorated] = []
-    finished = 0  # events held of streams already read
-    for index, stream in enumerate(streams):
-        ordered: list[Decorated] = []
-        held.append(ordered)
-        out: BinaryIO | None = None
-        last: tuple[Any, ...] = ()
+class _Bucket:
+    """Events of one txn range, in arrival order, as marshal chunks in a file."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.count = 0
+        self._out: BinaryIO | None = None
+
+    def write(self, events: list[Sequence[Any]]) -> None:
+        if self._out is None:
+            self._out = open(self.path, "wb")  # noqa: SIM115 (closed by close())
         try:
-            for record in stream:
-                if user is not None:
-                    record = [e for e in record if e[5] == user]
-                ts = [(e[1], e[5] or "", e[2], e[4], n, *e) for e, n in zip(record, arrival)]
-                if not ts:
-                    continue
-                if ts[0] > last and all(map(lt, ts, ts[1:])):
-                    ordered += ts
-                    last = ts[-1]
-                else:
-                    for t in ts:
-                        if t > last:
-                            ordered.append(t)
-                            last = t
-                        else:
-                            stragglers.append(t)
-                if finished + len(ordered) + len(stragglers) < run_size:
-                    continue
-                # Over budget: in-order parts to their files, stragglers to a run when many.
-                if out is None:
-                    out = open(runs.new(f"stream-{index}"), "wb")  # noqa: SIM115 (closed below)
-                _write_chunks(out, ordered)
-                ordered.clear()
-                for other, part in enumerate(held[:index]):
-                    if part:  # a stream read whole before the first spill: a run of its own
-                        runs.write(f"stream-{other}", part)
-                        part.clear()
-                finished = 0
-                if len(stragglers) * 2 >= run_size:
-                    stragglers.sort()
-                    runs.write("stragglers", stragglers)
-                    stragglers.clear()
-            if out is not None:
-                _write_chunks(out, ordered)
-                ordered.clear()
-        finally:
-            if out is not None:
-                out.close()
-        finished += len(ordered)
-    if not runs.paths:
-        everything = [t for part in held for t in part]
-        everything += stragglers
-        return everything
-    for index, part in enumerate(held):
-        if part:
-            runs.write(f"stream-{index}", part)
-    if stragglers:
-        stragglers.sort()
-        runs.write("stragglers", stragglers)
-    return None
+            data = marshal.dumps(events)
+        except ValueError:  # AuditEvents (a tuple subclass) rather than plain rows
+            data = marshal.dumps([tuple(e) for e in events])
+        self._out.write(_LENGTH.pack(len(data)))
+        self._out.write(data)
+        self.count += len(events)
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+    def load(self) -> list[Sequence[Any]]:
+        events: list[Sequence[Any]] = []
+        if not self.count:
+            return events
+        with open(self.path, "rb") as f:
+            while len(events) < self.count:
+                (length,) = _LENGTH.unpack(f.read(_LENGTH.size))
+                events += marshal.loads(f.read(length))
+        return events
 
 
-def _write_chunks(out: BinaryIO, items: list[Decorated]) -> None:
-    dumps = marshal.dumps
-    for start in range(0, len(items), CHUNK):
-        data = dumps(items[start:start + CHUNK])
-        out.write(len(data).to_bytes(_LENGTH, "little"))
-        out.write(data)
-
-
-def _chunks(path: Path) -> Iterator[list[Decorated]]:
-    with open(path, "rb") as f:
-        read = f.read
-        loads = marshal.loads
-        while head := read(_LENGTH):
-            with _collector_paused():  # thousands of new tuples at once, no garbage among them
-                chunk = loads(read(int.from_bytes(head, "little")))
-            yield chunk
-
-
-def _merge(paths: list[Path]) -> Iterator[list[Decorated]]:
-    """The runs' events in order, a sorted batch at a time.
-
-    Each batch is every event up to the lowest last key of the runs' current chunks: the rest of
-    every run lies above it, so batches follow one another in order, and each step uses up at
-    least one chunk.
-    """
-    readers = [_chunks(path) for path in paths]
+def _sort(events: list[Sequence[Any]]) -> None:
+    """Sort in the log's order, stably. The key is made in C where it can be: a user id is
+    never empty, so only an event without a user (None) beside one with a user on the same
+    txn and ... makes the C key fail; that sort starts again from the arrival order it kept."""
+    arrival = list(events)
     try:
-        heads: list[list[Any]] = []  # [chunk, position, reader]
-        for reader in readers:
-            chunk = next(reader, None)
-            if chunk:
-                heads.append([chunk, 0, reader])
-        while heads:
-            bound = min(head[0][-1] for head in heads)
-            batch: list[Decorated] = []
-            parts = 0
-            for head in heads:
-                chunk, position = head[0], head[1]
-                end = bisect_right(chunk, bound, position)
-                if end > position:
-                    batch += chunk[position:end] if position or end < len(chunk) else chunk
-                    head[1] = end
-                    parts += 1
-            if parts > 1:
-                batch.sort()
-            yield batch
-            for head in heads:
-                if head[1] == len(head[0]):
-                    head[0] = next(head[2], None)
-                    head[1] = 0
-            heads = [head for head in heads if head[0]]
-    finally:
-        for reader in readers:
-            reader.close()
+        events.sort(key=_fast_key)
+    except TypeError:
+        events[:] = arrival
+        events.sort(key=sort_key)
+
+
+def _deal(first: list[Sequence[Any]], rest: Iterable[Sequence[Any]],
+          spill: _SpillDir) -> list[_Bucket]:
+    """Deal `first` and then `rest` into buckets over the txn range of `first`."""
+    low = min(e[_TXN] for e in first)
+    high = max(e[_TXN] for e in first)
+    buckets = [_Bucket(spill.new_file()) for _ in range(BUCKETS)]
+    held: list[list[Sequence[Any]]] = [[] for _ in range(BUCKETS)]
+    width = (high - low) // BUCKETS + 1
+    last = BUCKETS - 1
+    for source in (first, rest):
+        for event in source:
+            index = (event[_TXN] - low) // width
+            index = 0 if index < 0 else last if index > last else index
+            bucket = held[index]
+            bucket.append(event)
+            if len(bucket) == CHUNK:
+                buckets[index].write(bucket)
+                bucket.clear()
+    for bucket, events in zip(buckets, held):
+        if events:
+            bucket.write(events)
+        bucket.close()
+    return buckets
+
+
+def _sorted_buckets(buckets: list[_Bucket], run_size: int,
+                    spill: _SpillDir) -> Iterator[AuditEvent]:
+    for bucket in buckets:
+        sub = None
+        with _collector_paused():
+            events = bucket.load()
+            bucket.path.unlink(missing_ok=True)
+            if len(events) > run_size and (min(e[_TXN] for e in events)
+                                           != max(e[_TXN] for e in events)):
+                sub = _deal(events, (), spill)  # a skewed range: deal it over its own
+            else:
+                _sort(events)
+        if sub is not None:
+            del events
+            yield from _sorted_buckets(sub, run_size, spill)
+        else:
+            yield from map(_event, events)

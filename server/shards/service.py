@@ -515,14 +515,17 @@ class ShardService:
 
             journals = [settings.open_journal(i) for i in shards]
             try:
-                streams = [(codec.decode_events(data) for _, data in j.records())
+                streams = [(codec.decode_event_rows(data) for _, data in j.records())
                            for j in journals]
                 events = merged_events(streams, user=request.user)
                 if request.filename == "-" and request.user is not None:
                     xml = render_events(events)
                     return {"xml": xml, "events": xml.count("\n\t<") if xml else 0}
                 result = dump_events(events, settings.dump_dir, request.filename)
-                return {"path": str(result.path), "events": result.events}
+                reply = {"path": str(result.path), "events": result.events}
+                if result.replaced:  # another request's name may have reduced to the same one
+                    reply["replaced"] = True
+                return reply
             finally:
                 for j in journals:
                     j.close()

@@ -56,7 +56,13 @@ def decode_inputs(data: bytes) -> list[Any]:
 def decode_events(data: bytes) -> list[AuditEvent]:
     """The audit events of a record, in the order the shard made them."""
     new = tuple.__new__
-    return [new(AuditEvent, e) for e in orjson.loads(zlib.decompress(_parts(data)[1]))]
+    return [new(AuditEvent, e) for e in decode_event_rows(data)]
+
+
+def decode_event_rows(data: bytes) -> list[list[Any]]:
+    """The audit events of a record as plain lists of their fields (AuditEvent's order): what
+    DUMPLOG sorts, without making an AuditEvent of each until it is written."""
+    return orjson.loads(zlib.decompress(_parts(data)[1]))
 
 
 # --- snapshots ------------------------------------------------------------------------------
