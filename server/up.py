@@ -76,9 +76,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="store state in MongoDB instead of SQLite")
     ap.add_argument("--sweep-interval", type=at_least(float, 0.05), default=2.0, metavar="S",
                     help="seconds between trigger sweeps")
-    ap.add_argument("--snapshot-interval", type=at_least(float, 0.05), default=5.0, metavar="S",
-                    help="seconds between a shard's background snapshots; a restart replays "
-                         "the journal written since the newest one")
+    ap.add_argument("--snapshot-interval", type=at_least(float, 0.05), default=30.0, metavar="S",
+                    help="the most seconds between a shard's background snapshots (one is also "
+                         "taken once its journal has grown by --snapshot-every inputs); a "
+                         "restart replays the journal written since the newest one")
+    ap.add_argument("--snapshot-every", type=at_least(int, 1), default=100_000, metavar="N",
+                    help="journaled inputs (about one per command) between a shard's snapshots")
     ap.add_argument("--idle-timeout", type=at_least(float, 0.0), default=15 * 60.0, metavar="S",
                     help="seconds before an idle connection is closed (0: never)")
     ap.add_argument("--max-in-flight", type=at_least(int, 1), default=2_000, metavar="N",
@@ -231,7 +234,8 @@ def _serve(args: argparse.Namespace, data_dir: Path, location: str, quote_host: 
                            quote_max_requests=args.quote_max_requests,
                            quote_hedge_budget=args.quote_hedge_budget,
                            sweep_interval=args.sweep_interval,
-                           snapshot_interval=args.snapshot_interval, log_level=args.log_level,
+                           snapshot_interval=args.snapshot_interval,
+                           snapshot_every=args.snapshot_every, log_level=args.log_level,
                            crash_at=os.environ.get("DAYTRADE_CRASH_AT") if i == int(
                                os.environ.get("DAYTRADE_CRASH_SHARD", "-1")) else None)
                for i in range(args.shards)]

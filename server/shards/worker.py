@@ -44,7 +44,8 @@ class ShardConfig:
     quote_max_requests: int = DEFAULT_MAX_REQUESTS
     quote_hedge_budget: float = DEFAULT_HEDGE_BUDGET
     sweep_interval: float = 2.0
-    snapshot_interval: float = 5.0
+    snapshot_interval: float = 30.0
+    snapshot_every: int = 100_000
     crash_at: str | None = None  # "after_apply" | "after_commit": fault injection for tests
     log_level: str = "WARNING"
     extra: dict[str, str] = field(default_factory=dict)
@@ -114,7 +115,8 @@ def run_shard(config: ShardConfig, sock: socket.socket) -> None:
         channel.send,
         DumpSettings(Path(config.dump_dir), lambda shard: open_journal(config.store, shard)),
         reactor=reactor, sweep_interval=config.sweep_interval,
-        snapshot_interval=config.snapshot_interval, crash_at=config.crash_at)
+        snapshot_interval=config.snapshot_interval, snapshot_every=config.snapshot_every,
+        crash_at=config.crash_at)
     reactor.adoptStreamConnection(sock.fileno(), socket.AF_UNIX,
                                   Factory.forProtocol(lambda: channel))
     sock.close()

@@ -54,8 +54,8 @@ class ManualQuotes:
 class Shard:
     """A shard service as its worker runs it, with the gateway played by the test."""
 
-    def __init__(self, tmp_path, *, snapshot_interval: float = 5.0, start: float = T0 / 1000,
-                 clock: Clock | None = None) -> None:
+    def __init__(self, tmp_path, *, snapshot_interval: float = 5.0, snapshot_every: int = 10**9,
+                 start: float = T0 / 1000, clock: Clock | None = None) -> None:
         self.clock = clock or Clock()
         if clock is None:
             self.clock.advance(start)
@@ -67,6 +67,7 @@ class Shard:
             0, 1, Engine(), self.journal, self.quotes, self.sent.append,
             DumpSettings(tmp_path / "dumps", lambda i: SqliteJournal(tmp_path, i)),
             reactor=self.clock, sweep_interval=2.0, snapshot_interval=snapshot_interval,
+            snapshot_every=snapshot_every,
             threaded=False, clock=self.now, exit=self.exits.append)
         self.service.start()
         self.req = 0

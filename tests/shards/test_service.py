@@ -172,6 +172,32 @@ def test_a_snapshot_is_taken_in_the_background_and_a_restart_replays_only_the_ta
         fresh.close()
 
 
+def test_a_snapshot_is_taken_once_the_journal_has_grown_by_snapshot_every_inputs(tmp_path):
+    shard = Shard(tmp_path, snapshot_interval=1000.0, snapshot_every=3)
+    try:
+        shard.send("[1] ADD,alice,100.00", "[2] ADD,bob,1.00")
+        shard.turn()
+        assert shard.journal.load_snapshot() is None
+        shard.send("[3] ADD,alice,2.00")
+        shard.turn()
+        shard.turn()
+        assert shard.journal.load_snapshot().seq == 2
+    finally:
+        shard.close()
+
+
+def test_a_snapshot_encoded_over_several_turns_holds_every_changed_account(tmp_path):
+    shard = Shard(tmp_path, snapshot_interval=1.0)
+    try:
+        shard.send(*(f"[{i}] ADD,user{i},1.00" for i in range(1, 121)))
+        shard.turn()
+        shard.turn(1.0)
+        snapshot = shard.journal.load_snapshot()
+        assert len(snapshot.accounts) == 120  # SNAPSHOT_SLICE accounts a turn: three turns
+    finally:
+        shard.close()
+
+
 def test_a_clean_stop_journals_what_is_left_and_snapshots_it(tmp_path):
     shard = Shard(tmp_path)
     shard.send("[1] ADD,alice,100.00")  # applied, its batch not yet flushed
