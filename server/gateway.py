@@ -218,15 +218,16 @@ class ClientConnection(Protocol):
             self.transport.loseConnection()
 
     def _after_input(self) -> None:
-        """After end of input: read the last, unterminated line, close once all is answered."""
+        """After end of input: refuse a last, unterminated line; close once all is answered."""
         if not self._eof or self._closed or self._paused_login:
             return  # a LOGIN or QUIT in progress calls back here (or closes) when it is done
         if self._buf:
+            # A request is a line ended by \n: text cut off by the end of input may be a command
+            # cut short (a client that vanished mid-line), so it is refused, never applied.
             tail, self._buf = self._buf, b""
             if not self._discarding and tail.strip(b" \t\r"):
-                self._line(tail, now_ms())
-            if self._paused_login or self._closed:
-                return
+                self._error(None, None, E.BAD_REQUEST,
+                            "the input ended inside a line (no \\n after it): not applied")
         if self.inflight == 0 and self._awaiting == 0 and self.transport is not None:
             self.transport.loseConnection()
             self._closed = True

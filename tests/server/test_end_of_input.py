@@ -34,9 +34,12 @@ def test_end_of_input_answers_every_command_then_closes(system):
     assert replies[-1]["result"]["holdings"] == {"ABC": 2}
 
 
-def test_last_line_without_a_newline_is_answered_at_end_of_input(system):
+def test_a_last_line_cut_off_by_the_end_of_input_is_refused_not_applied(system):
     replies = piped(system, f"AUTH,{system.token}\nADD,pete,5.00")
-    assert [(r["cmd"], r["ok"]) for r in replies] == [("AUTH", True), ("ADD", True)]
+    assert [(r["cmd"], r["ok"]) for r in replies] == [("AUTH", True), (None, False)]
+    assert replies[1]["error"]["code"] == "bad_request"
+    check = piped(system, f"AUTH,{system.token}\nDISPLAY_SUMMARY,pete\n")
+    assert check[1]["error"]["code"] == "unknown_user"  # the ADD was never applied
 
 
 def test_lines_after_a_login_are_answered_at_end_of_input(system):
