@@ -10,8 +10,10 @@ How: events are held in memory until `run_size` of them have been read; a log th
 sorted there. A larger one is dealt into BUCKETS files by txn range (the range of the events
 read so far; events beyond it go to the end buckets), each event written once and read back
 once; the buckets are then sorted one at a time, in txn order, and handed out. A bucket still
-larger than `run_size` (a skewed range) is dealt again over its own range; one txn with more
-than `run_size` events (never seen: a command has a handful) is sorted in memory. Events keep
+larger than `run_size` (a skewed range) is dealt again over its own range, read a chunk at a
+time; one txn with more than `run_size` events (never seen: a command has a handful) is sorted
+in memory. server/audit/parallel_dump.py does the same work in worker processes with `deal`,
+`Bucket` and `sorted_bucket_events`. Events keep
 their order of arrival within a bucket and Python's sort is stable, so ties come out as a
 stable sort of everything would give them.
 
@@ -36,6 +38,7 @@ import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -44,8 +47,11 @@ from server.shards.audit_events import AuditEvent
 
 #: Files a too-large log is dealt into (each ~1/BUCKETS of the log when txns spread evenly).
 BUCKETS = 64
-#: Events per marshal chunk written to a bucket file.
-CHUNK = 2048
+#: Events per marshal chunk written to a bucket file. Small, so an event is written while it is
+#: still in the CPU's caches: with 2048, BUCKETS x 2048 events waited in memory and dealing one
+#: shard of final_2019 (1.2M events) took ~4.2 s, most of it marshal.dumps and list.clear
+#: touching cold events; with 32 it takes ~1.8 s (decoding included).
+CHUNK = 32
 #: A chunk's byte length before it: `marshal.load` on a file reads it in small pieces (14.5 s
 #: for 2.4M events), `marshal.loads` of one read a chunk does not.
 _LENGTH = struct.Struct("<Q")
@@ -80,17 +86,17 @@ def merged_events(streams: Sequence[Iterable[list[Sequence[Any]]]], *, user: str
 
 def _merged(streams: Sequence[Iterable[list[Sequence[Any]]]], user: str | None, run_size: int,
             spill_dir: str | Path | None) -> Iterator[AuditEvent]:
-    spill = _SpillDir(spill_dir)
+    spill = SpillDir(spill_dir)
     try:
         events = _events(streams, user)
-        with _collector_paused():
+        with collector_paused():
             held = []
             for event in events:
                 held.append(event)
                 if len(held) > run_size:
                     break
             else:
-                _sort(held)
+                sort_events(held)
                 fitted = True
             if len(held) > run_size:
                 fitted = False
@@ -99,7 +105,7 @@ def _merged(streams: Sequence[Iterable[list[Sequence[Any]]]], user: str | None, 
             yield from map(_event, held)
             return
         del held
-        yield from _sorted_buckets(buckets, run_size, spill)
+        yield from sorted_bucket_events(buckets, run_size, spill)
     finally:
         spill.remove()
 
@@ -117,7 +123,7 @@ def _events(streams: Sequence[Iterable[list[Sequence[Any]]]],
 
 
 @contextmanager
-def _collector_paused() -> Iterator[None]:
+def collector_paused() -> Iterator[None]:
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -127,7 +133,7 @@ def _collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-class _SpillDir:
+class SpillDir:
     """One temporary directory for the bucket files, made on the first spill."""
 
     def __init__(self, parent: str | Path | None) -> None:
@@ -147,13 +153,19 @@ class _SpillDir:
             self.dir = None
 
 
-class _Bucket:
-    """Events of one txn range, in arrival order, as marshal chunks in a file."""
+class Bucket:
+    """Events of one txn range, in arrival order, as marshal chunks in files read one after the
+    other: one file while it is being dealt into; several when a parallel dump joins the parts
+    the shards' workers dealt (server/audit/parallel_dump.py)."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.count = 0
+    def __init__(self, *paths: Path, count: int = 0) -> None:
+        self.paths = list(paths)
+        self.count = count
         self._out: BinaryIO | None = None
+
+    @property
+    def path(self) -> Path:
+        return self.paths[-1]
 
     def write(self, events: list[Sequence[Any]]) -> None:
         if self._out is None:
@@ -171,18 +183,32 @@ class _Bucket:
             self._out.close()
             self._out = None
 
+    def chunks(self) -> Iterator[list[Sequence[Any]]]:
+        """The chunks as written, file by file: one chunk in memory at a time."""
+        if not self.count:
+            return
+        for path in self.paths:
+            try:
+                f = open(path, "rb")  # noqa: SIM115 (closed below)
+            except FileNotFoundError:  # a part nothing was dealt into
+                continue
+            with f:
+                while header := f.read(_LENGTH.size):
+                    (length,) = _LENGTH.unpack(header)
+                    yield marshal.loads(f.read(length))
+
     def load(self) -> list[Sequence[Any]]:
         events: list[Sequence[Any]] = []
-        if not self.count:
-            return events
-        with open(self.path, "rb") as f:
-            while len(events) < self.count:
-                (length,) = _LENGTH.unpack(f.read(_LENGTH.size))
-                events += marshal.loads(f.read(length))
+        for chunk in self.chunks():
+            events += chunk
         return events
 
+    def remove(self) -> None:
+        for path in self.paths:
+            path.unlink(missing_ok=True)
 
-def _sort(events: list[Sequence[Any]]) -> None:
+
+def sort_events(events: list[Sequence[Any]]) -> None:
     """Sort in the log's order, stably. The key is made in C where it can be: a user id is
     never empty, so only an event without a user (None) beside one with a user on the same
     txn and ... makes the C key fail; that sort starts again from the arrival order it kept."""
@@ -194,45 +220,62 @@ def _sort(events: list[Sequence[Any]]) -> None:
         events.sort(key=sort_key)
 
 
-def _deal(first: list[Sequence[Any]], rest: Iterable[Sequence[Any]],
-          spill: _SpillDir) -> list[_Bucket]:
-    """Deal `first` and then `rest` into buckets over the txn range of `first`."""
-    low = min(e[_TXN] for e in first)
-    high = max(e[_TXN] for e in first)
-    buckets = [_Bucket(spill.new_file()) for _ in range(BUCKETS)]
-    held: list[list[Sequence[Any]]] = [[] for _ in range(BUCKETS)]
-    width = (high - low) // BUCKETS + 1
-    last = BUCKETS - 1
-    for source in (first, rest):
-        for event in source:
-            index = (event[_TXN] - low) // width
-            index = 0 if index < 0 else last if index > last else index
-            bucket = held[index]
-            bucket.append(event)
-            if len(bucket) == CHUNK:
-                buckets[index].write(bucket)
-                bucket.clear()
-    for bucket, events in zip(buckets, held):
-        if events:
-            bucket.write(events)
+def deal(events: Iterable[Sequence[Any]], low: int, high: int, buckets: list[Bucket]) -> None:
+    """Deal `events` into `buckets` by txn over [low, high] in equal ranges, keeping their order
+    of arrival in each; a txn outside the range goes to the end bucket on its side. Closes the
+    buckets."""
+    count = len(buckets)
+    held: list[list[Sequence[Any]]] = [[] for _ in range(count)]
+    width = (high - low) // count + 1
+    last = count - 1
+    for event in events:
+        index = (event[_TXN] - low) // width
+        index = 0 if index < 0 else last if index > last else index
+        bucket = held[index]
+        bucket.append(event)
+        if len(bucket) == CHUNK:
+            buckets[index].write(bucket)
+            bucket.clear()
+    for bucket, events_left in zip(buckets, held):
+        if events_left:
+            bucket.write(events_left)
         bucket.close()
+
+
+def _deal(first: list[Sequence[Any]], rest: Iterable[Sequence[Any]],
+          spill: SpillDir) -> list[Bucket]:
+    """Deal `first` and then `rest` into buckets over the txn range of `first`."""
+    buckets = [Bucket(spill.new_file()) for _ in range(BUCKETS)]
+    deal(chain(first, rest), min(e[_TXN] for e in first), max(e[_TXN] for e in first), buckets)
     return buckets
 
 
-def _sorted_buckets(buckets: list[_Bucket], run_size: int,
-                    spill: _SpillDir) -> Iterator[AuditEvent]:
+def _txn_range(events: list[Sequence[Any]]) -> tuple[int, int]:
+    txns = [e[_TXN] for e in events]
+    return min(txns), max(txns)
+
+
+def sorted_bucket_events(buckets: list[Bucket], run_size: int,
+                         spill: SpillDir) -> Iterator[AuditEvent]:
+    """The events of `buckets` (in txn order of their ranges), each bucket sorted, its files
+    removed once read. A bucket of more than `run_size` events is dealt again over its own txn
+    range, a chunk at a time, so no more than about `run_size` events are held."""
     for bucket in buckets:
         sub = None
-        with _collector_paused():
-            events = bucket.load()
-            bucket.path.unlink(missing_ok=True)
-            if len(events) > run_size and (min(e[_TXN] for e in events)
-                                           != max(e[_TXN] for e in events)):
-                sub = _deal(events, (), spill)  # a skewed range: deal it over its own
-            else:
-                _sort(events)
+        with collector_paused():
+            if bucket.count > run_size:
+                ranges = [_txn_range(chunk) for chunk in bucket.chunks()]  # one in memory
+                low = min(r[0] for r in ranges)
+                high = max(r[1] for r in ranges)
+                if low != high:  # a skewed range: deal it over its own
+                    sub = [Bucket(spill.new_file()) for _ in range(BUCKETS)]
+                    deal(chain.from_iterable(bucket.chunks()), low, high, sub)
+            if sub is None:  # fits, or one txn: sorted in memory
+                events = bucket.load()
+                sort_events(events)
+            bucket.remove()
         if sub is not None:
-            del events
-            yield from _sorted_buckets(sub, run_size, spill)
+            yield from sorted_bucket_events(sub, run_size, spill)
         else:
             yield from map(_event, events)
+            del events
