@@ -15,12 +15,13 @@ from server.store.journal_port import ShardJournal
 
 @dataclass
 class Recovered:
-    """Where a recovery left the journal: the last seq applied, how many records were replayed
-    after the snapshot, and per user the transaction records the snapshots hold."""
+    """Where a recovery left the journal: the last seq applied, how many records (and inputs)
+    were replayed after the snapshot, and per user the transaction records the snapshots hold."""
 
     seq: int = 0
     snapshot_seq: int = 0
     replayed: int = 0
+    inputs: int = 0
     tx_saved: dict[str, int] = field(default_factory=dict)
 
 
@@ -37,8 +38,10 @@ def recover(engine: Engine, journal: ShardJournal) -> Recovered:
         if seq != state.seq + 1:
             raise RuntimeError(f"shard {journal.shard}: journal record {state.seq + 1} is "
                                f"missing (found {seq} after {state.seq})")
-        for item in codec.decode_inputs(data):
+        inputs = codec.decode_inputs(data)
+        for item in inputs:
             apply_input(engine, item)
+        state.inputs += len(inputs)
         engine.drain()  # the events are in the journal already
         state.replayed += 1
         state.seq = seq

@@ -198,6 +198,23 @@ def test_a_snapshot_encoded_over_several_turns_holds_every_changed_account(tmp_p
         shard.close()
 
 
+def test_a_stop_while_a_snapshot_is_being_encoded_snapshots_its_accounts_too(tmp_path):
+    shard = Shard(tmp_path, snapshot_every=1)
+    shard.send(*(f"[{i}] ADD,user{i},1.00" for i in range(1, 121)))
+    live = None
+    try:
+        shard.service.flush()  # appended; the snapshot's first slice encoded, the rest to come
+        live = {u: summary(a) for u, a in shard.service.engine.accounts.items()}
+    finally:
+        shard.close()  # stops before the rest of the encoding ever runs
+    journal = SqliteJournal(tmp_path, 0)
+    try:
+        assert len(journal.load_snapshot().accounts) == 120
+    finally:
+        journal.close()
+    assert {u: summary(a) for u, a in recovered(tmp_path).accounts.items()} == live
+
+
 def test_a_clean_stop_journals_what_is_left_and_snapshots_it(tmp_path):
     shard = Shard(tmp_path)
     shard.send("[1] ADD,alice,100.00")  # applied, its batch not yet flushed
