@@ -571,7 +571,9 @@ class ShardService:
                     events = merged_events(streams, user=request.user)
                     if request.filename == "-":
                         xml = render_events(events)
-                        return {"xml": xml, "events": xml.count("\n\t<") if xml else 0}
+                        # Each event ends with "\n\t</kind>": its opening tag begins "\n\t<"
+                        # too, and counting that pattern counted every event twice.
+                        return {"xml": xml, "events": xml.count("\n\t</")}
                     result = dump_events(events, settings.dump_dir, request.filename)
                 reply = {"path": str(result.path), "events": result.events}
                 if result.replaced:  # another request's name may have reduced to the same one

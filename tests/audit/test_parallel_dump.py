@@ -259,3 +259,22 @@ def test_it_runs_in_a_daemonic_process_as_a_shard_worker_is(tmp_path):
             journal.close()
     assert outcome == expected.count(b"\n\t</")
     assert (tmp_path / "dumps" / "daemon.xml").read_bytes() == expected
+
+
+
+@pytest.mark.e2e
+def test_an_in_reply_dump_counts_each_event_once(tmp_path):
+    # A real server: the dump runs in its shard process's thread (work() in service.py).
+    from tests.support.lines import LineClient
+    from tests.support.system import RunningSystem
+
+    with RunningSystem(tmp_path / "data", prices={"ABC": 1000}) as system, \
+            LineClient(system.host, system.port) as op:
+        assert op.ask(f"AUTH,{system.token}")["ok"]
+        assert op.ask("ADD,alice,10.00")["ok"]
+        assert op.ask("ADD,alice,5.00")["ok"]
+        result = op.ask("DUMPLOG,alice,-")["result"]
+        everyone = op.ask("DUMPLOG,all.xml")["result"]
+    # 2 ADDs, their 2 account transactions and the DUMPLOG command itself
+    assert result["events"] == result["xml"].count("\n\t</") == 5
+    assert everyone["events"] == Path(everyone["path"]).read_bytes().count(b"\n\t</")
