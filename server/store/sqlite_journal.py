@@ -112,7 +112,11 @@ class SqliteJournal:
         self._snapshot_lock = threading.Lock()
         self._conn = _open(self.path, mode, _JOURNAL_SCHEMA)
         try:
-            self._snapshot_conn = _open(self.snapshot_path, mode, _SNAPSHOT_SCHEMA)
+            # A snapshot needs no fsync of its own: the journal holds everything, and WAL keeps
+            # each snapshot whole, so a crash can only leave the one before it (more to replay).
+            # So the journal's fsyncs never wait behind megabytes of snapshot on the one disk
+            # (not shown to matter: p99 at 11,000 commands/s was 180-310 ms either way).
+            self._snapshot_conn = _open(self.snapshot_path, "NORMAL", _SNAPSHOT_SCHEMA)
         except BaseException:
             self._conn.close()
             raise
