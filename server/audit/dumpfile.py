@@ -13,7 +13,7 @@ import re
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import NamedTuple
+from typing import BinaryIO, NamedTuple
 
 from server.audit.xml_writer import write_log
 from server.shards.audit_events import AuditEvent
@@ -73,25 +73,58 @@ def dump_events(events: Iterable[AuditEvent], dump_dir: Path, requested: str) ->
     dump_dir = Path(dump_dir)
     dump_dir.mkdir(parents=True, exist_ok=True)
     target = safe_dump_path(dump_dir, requested)
-    # mkstemp opens with O_CREAT|O_EXCL: a name planted in the directory is never opened.
-    fd, tmp_name = tempfile.mkstemp(dir=dump_dir, prefix=_TEMP_PREFIX, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-            count = write_log(events, out)
-            out.flush()
-            os.fsync(out.fileno())
-        # lexists: a planted symlink (even a dangling one) counts as a file that was there
-        replaced = os.path.lexists(target)
-        # rename(2) replaces a symlink at `target` itself rather than following it.
-        os.replace(tmp_name, target)
-    except BaseException:
+    replacement = ReplacingFile(target)
+    with replacement as out:
+        count = write_log(events, out)
+    return DumpResult(target, count, replacement.replaced)
+
+
+class ReplacingFile:
+    """A new file beside `target` that replaces it atomically once the `with` block succeeds:
+    its data fsynced before the rename, the directory after it; removed if the block fails.
+    `replaced` then says whether a file (or a planted symlink) was there."""
+
+    def __init__(self, target: Path, buffering: int = 1 << 20) -> None:
+        self.target = target
+        self.replaced = False
+        self._buffering = buffering
+        self._tmp_name = ""
+        self._out: BinaryIO | None = None
+
+    def __enter__(self) -> BinaryIO:
+        # mkstemp opens with O_CREAT|O_EXCL: a name planted in the directory is never opened.
+        fd, self._tmp_name = tempfile.mkstemp(dir=self.target.parent, prefix=_TEMP_PREFIX,
+                                              suffix=".tmp")
+        self._out = os.fdopen(fd, "wb", buffering=self._buffering)
+        return self._out
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        out = self._out
+        assert out is not None
         try:
-            os.unlink(tmp_name)
-        except FileNotFoundError:
-            pass
-        raise
-    _fsync_dir(dump_dir)
-    return DumpResult(target, count, replaced)
+            if exc_type is None:
+                out.flush()
+                os.fsync(out.fileno())
+            out.close()
+            if exc_type is None:
+                # lexists: a planted symlink (even a dangling one) counts as a file that was there
+                self.replaced = os.path.lexists(self.target)
+                # rename(2) replaces a symlink at `target` itself rather than following it.
+                os.replace(self._tmp_name, self.target)
+        except BaseException:
+            _unlink(self._tmp_name)
+            raise
+        if exc_type is not None:
+            _unlink(self._tmp_name)
+            return
+        _fsync_dir(self.target.parent)
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _fsync_dir(directory: Path) -> None:

@@ -70,7 +70,13 @@ from pathlib import Path
 from typing import Any
 
 from server.audit import merge
-from server.audit.dumpfile import _TEMP_PREFIX, DumpResult, _fsync_dir, dump_events, safe_dump_path
+from server.audit.dumpfile import (
+    _TEMP_PREFIX,
+    DumpResult,
+    ReplacingFile,
+    dump_events,
+    safe_dump_path,
+)
 from server.audit.xml_writer import FOOTER, HEADER, write_log
 from server.store import codec
 from server.store.journal_port import ShardJournal
@@ -205,47 +211,35 @@ class _ParallelDump:
         waiting = deque(order)
         busy: dict[Any, tuple[_Worker, int]] = {}
         rendered: dict[int, int] = {}
-        fd, tmp_name = tempfile.mkstemp(dir=self.dump_dir, prefix=_TEMP_PREFIX, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb", buffering=0) as out:
+        def assign(worker: _Worker) -> None:
+            if waiting:
+                k = waiting.popleft()
+                bucket = buckets[k]
+                worker.send(("render", [str(p) for p in bucket.paths], bucket.count,
+                             str(self._fragment(k)), self.run_size, str(self.work)))
+                busy[worker.rx] = (worker, k)
 
-                def assign(worker: _Worker) -> None:
-                    if waiting:
-                        k = waiting.popleft()
-                        bucket = buckets[k]
-                        worker.send(("render", [str(p) for p in bucket.paths], bucket.count,
-                                     str(self._fragment(k)), self.run_size, str(self.work)))
-                        busy[worker.rx] = (worker, k)
-
-                out.write(HEADER)
-                count = 0
-                written = 0
-                for worker in self.pool:
+        count = 0
+        replacement = ReplacingFile(target, buffering=0)
+        with replacement as out:
+            out.write(HEADER)
+            written = 0
+            for worker in self.pool:
+                assign(worker)
+            while busy:
+                for rx in wait(list(busy)):
+                    worker, k = busy.pop(rx)
+                    rendered[k] = worker.recv()
                     assign(worker)
-                while busy:
-                    for rx in wait(list(busy)):
-                        worker, k = busy.pop(rx)
-                        rendered[k] = worker.recv()
-                        assign(worker)
-                    # Append what is ready in order while the pool renders the rest.
-                    while written < len(order) and order[written] in rendered:
-                        k = order[written]
-                        _append_body(self._fragment(k), out.fileno())
-                        self._fragment(k).unlink()
-                        count += rendered[k]
-                        written += 1
-                out.write(FOOTER)
-                os.fsync(out.fileno())
-            replaced = os.path.lexists(target)  # as dump_events: a planted symlink counts
-            os.replace(tmp_name, target)
-        except BaseException:
-            try:
-                os.unlink(tmp_name)
-            except FileNotFoundError:
-                pass
-            raise
-        _fsync_dir(self.dump_dir)
-        return DumpResult(target, count, replaced)
+                # Append what is ready in order while the pool renders the rest.
+                while written < len(order) and order[written] in rendered:
+                    k = order[written]
+                    _append_body(self._fragment(k), out.fileno())
+                    self._fragment(k).unlink()
+                    count += rendered[k]
+                    written += 1
+            out.write(FOOTER)
+        return DumpResult(target, count, replacement.replaced)
 
     def _fragment(self, k: int) -> Path:
         return self.work / f"f{k:03d}.xml"
