@@ -168,13 +168,13 @@ def main(argv: list[str] | None = None) -> int:
     from server.auth import write_operator_token
     from server.store.factory import open_directory
     from server.store.journal_port import PartitionMismatch
-    from server.store.legacy import LegacyData, migrate_if_needed
+    from server.store.legacy import LegacyData, refuse_legacy_data
 
     cleanups: list[Any] = []
     try:
         location = args.mongo_url or str(data_dir)
         try:
-            migrate_if_needed(location, args.shards)
+            refuse_legacy_data(location)
         except LegacyData as exc:
             print(f"daytrade up: {exc}", file=sys.stderr)
             return 2

@@ -27,7 +27,7 @@ def legacy_sqlite_file(location: str) -> Path | None:
     return path if row is not None else None
 
 
-def migrate_if_needed(location: str, shards: int | None) -> None:
+def refuse_legacy_data(location: str) -> None:
     """Raise LegacyData, saying what to do, if `location` holds pre-journal data."""
     path = legacy_sqlite_file(location)
     if path is not None:
