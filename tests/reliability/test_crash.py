@@ -20,6 +20,7 @@ import pytest
 
 from bench.workload import read_workload, shipped
 from protocol.client import DaytradeClient
+from server.shards.service import shard_of
 from tests.reliability.conftest import free_port
 from tests.reliability.figures import p99, record
 from tests.reliability.replay import ResilientReplay
@@ -99,12 +100,16 @@ async def shards_back(system: RestartableSystem, killed: int, deadline_s: float 
     raise AssertionError(f"shards did not come back within {deadline_s} s")
 
 
-async def named_crash_seen(system: RestartableSystem, shard: int, deadline_s: float = 60) -> None:
-    """Wait until `shard` has crashed at its armed point and is serving again."""
+async def named_crash_seen(system: RestartableSystem, shard: int, user: str,
+                           deadline_s: float = 60) -> None:
+    """Wait until `shard` has crashed at its armed point and is serving again. A read for
+    `user` (one of the shard's) gives it something to commit: near the end of the replay its
+    own users may all be done, and an idle shard never reaches the point."""
     started = time.monotonic()
     while time.monotonic() - started < deadline_s:
         try:
             async with await operator(system) as client:
+                await client.send(f"DISPLAY_SUMMARY,{user}")  # audited: journaled, committed
                 stats = (await client.send("STATS")).result["shards"]
             if stats[shard].get("restarts", 0) >= 1 and "pid" in stats[shard]:
                 return
@@ -143,6 +148,9 @@ def test_crashes_lose_nothing_acknowledged_and_apply_nothing_twice(tmp_path, siz
     prices = workload_prices(size.workload)
     items = [i for i in read_workload(shipped(size.workload)) if i.command != "DUMPLOG"]
     plan = crash_plan(size, len(items), rng)
+    users_of: dict[int, list[str]] = {}
+    for user in sorted({i.user for i in items if i.user}):
+        users_of.setdefault(shard_of(user, SHARDS), []).append(user)
     named = [NAMED_POINTS[i % 2] for i in range(size.named_crashes)]
     system = RestartableSystem(tmp_path / "data", prices)
     shard_kill_recovery: list[float] = []
@@ -169,7 +177,7 @@ def test_crashes_lose_nothing_acknowledged_and_apply_nothing_twice(tmp_path, siz
                     assert (await client.send("PING")).ok
                 up_recovery.append(time.monotonic() - killed_at)
                 if armed is not None:  # no other kill before the armed shard crashed by itself
-                    await named_crash_seen(system, shard)
+                    await named_crash_seen(system, shard, users_of[shard][0])
 
     async def scenario() -> ResilientReplay:
         replay = ResilientReplay(system.endpoint)
