@@ -152,7 +152,7 @@ class Engine:
     # --- accounts ---------------------------------------------------------------------------
 
     def load(self, account: Account) -> None:
-        """Adopt an account read from the store (its pending entries and triggers included)."""
+        """Adopt an account from a snapshot (its pending entries and triggers included)."""
         self.accounts[account.user] = account
         for p in account.pending_buys:
             heapq.heappush(self._expiries, (p.expires_at, account.user, p.txn))
