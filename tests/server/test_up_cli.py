@@ -10,10 +10,10 @@ import signal
 import socket
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
+from tests.support.procs import SESSION, live_processes
 from tests.support.system import RunningSystem
 
 pytestmark = pytest.mark.e2e
@@ -25,19 +25,7 @@ def daytrade(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
 
 
 def processes_in_session(sid: int) -> list[int]:
-    """Live processes of session `sid` (a child started with start_new_session leads one)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[3]) == sid and fields[0] != "Z":  # fields[3]: session id
-            found.append(int(entry.name))
-    return found
+    return live_processes(SESSION, sid)
 
 
 def up_in_its_own_session(*args: str) -> tuple[subprocess.CompletedProcess, list[int]]:

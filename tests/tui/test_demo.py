@@ -7,33 +7,20 @@ import subprocess
 import sys
 import time
 from datetime import UTC
-from pathlib import Path
 
 import pytest
 
 from client_tui.app import DaytradeApp, build_parser
 from client_tui.demo import DemoAccount, EmbeddedServer, EmbeddedServerError
 from client_tui.screens.dashboard import DashboardScreen
+from tests.support.procs import PGRP, live_processes
 from tests.tui.conftest import notices, until
 
 pytestmark = pytest.mark.e2e
 
 
 def running_in_group(pgid: int) -> list[int]:
-    """Processes of group `pgid` still running (zombies left to an init that does not reap them
-    do not count)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            found.append(int(entry.name))
-    return found
+    return live_processes(PGRP, pgid)
 
 
 def gone(pgid: int, timeout: float = 10.0) -> bool:
