@@ -9,7 +9,6 @@ app's periodic work is pushed out of the way.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC
 
 from textual.widgets import Input
@@ -17,6 +16,7 @@ from textual.widgets import Input
 from client_tui.app import DaytradeApp
 from client_tui.model.quotes import QuoteSample
 from client_tui.widgets.table import TradeTable
+from tests.tui.conftest import until
 from tests.tui.fakes import FrozenClock, RecordedServer, load_recording
 
 RECORDING = load_recording()
@@ -40,12 +40,12 @@ def recorded_app() -> DaytradeApp:
 async def settle(pilot) -> None:
     """Wait until no worker is running but the app's endless poll loop, then let it draw."""
     app = pilot.app
-    for _ in range(1500):  # 15 s at most, on a loaded machine
-        busy = [w for w in app.workers if not w.is_finished and w.group != "poll"
-                and w.name != "connection"]
-        if not busy:
-            break
-        await asyncio.sleep(0.01)
+
+    def idle() -> bool:
+        return not [w for w in app.workers if not w.is_finished and w.group != "poll"
+                    and w.name != "connection"]
+
+    await until(pilot, idle, "the app's workers to finish")
     for widget in app.screen.query(Input):
         widget.cursor_blink = False
     await pilot.pause()
@@ -55,10 +55,8 @@ async def logged_in(pilot) -> None:
     """Log in as the recorded alice, with a few earlier quotes per symbol for the sparklines."""
     app: DaytradeApp = pilot.app
     await app.log_in("127.0.0.1", 4000, RECORDING["user"], RECORDING["password"])
-    for _ in range(1500):
-        if all(app.store.quotes.latest(s) for s in WATCHLIST):
-            break
-        await asyncio.sleep(0.01)
+    await until(pilot, lambda: all(app.store.quotes.latest(s) for s in WATCHLIST),
+                "a quote of every watched symbol")
     now = app.clock.now_ms()
     for symbol, path in PRICE_PATHS.items():
         latest = app.store.quotes.latest(symbol)
@@ -83,10 +81,8 @@ def view(key: str):
         pilot.app.render_views()
         await settle(pilot)
         if key.isdigit():  # the view's table has the focus (and so shows its cursor)
-            for _ in range(1500):
-                if isinstance(pilot.app.focused, TradeTable):
-                    break
-                await asyncio.sleep(0.01)
+            await until(pilot, lambda: isinstance(pilot.app.focused, TradeTable),
+                        "the view's table to take the focus")
             await pilot.pause()
     return run_before
 
@@ -129,10 +125,8 @@ def test_order_ticket_counting_down(snap_compare):
         await pilot.press("b", *"100")
         await settle(pilot)
         await pilot.press("enter")
-        for _ in range(1500):
-            if getattr(pilot.app.screen, "state", "") == "pending":
-                break
-            await asyncio.sleep(0.01)
+        await until(pilot, lambda: getattr(pilot.app.screen, "state", "") == "pending",
+                    "the ticket to be pending")
         await settle(pilot)
 
     assert snap_compare(recorded_app(), terminal_size=(120, 40), run_before=run_before)
