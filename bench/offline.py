@@ -28,8 +28,9 @@ from pathlib import Path
 
 from bench.workload import open_text, resolve
 from protocol.errors import ErrorCode, ProtocolError
+from protocol.limits import QUOTE_LIFETIME_MS
 from protocol.parser import parse_request
-from protocol.quote import QUOTE_LIFETIME_MS, PriceQuote
+from protocol.quote import PriceQuote
 from protocol.replies import Reply, error_from
 from server.shards.engine import DumpRequest, Engine, NeedQuote
 

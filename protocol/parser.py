@@ -31,12 +31,19 @@ from protocol.errors import (
     UnknownCommand,
     WrongArity,
 )
+from protocol.limits import (
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    SYMBOL,
+    SYMBOL_MAX_LENGTH,
+    SYMBOL_PATTERN,
+    USER_ID,
+    USER_ID_PATTERN,
+)
 from protocol.money import amount_problem, cents_of, parse_cents
 
 MAX_LINE_BYTES = 1024
 MAX_FILENAME = 255
-_USER = re.compile(r"[A-Za-z0-9_]{1,32}")
-_SYMBOL = re.compile(r"[A-Z]{1,3}")
 _DIGITS = re.compile(r"[0-9]{1,18}")
 _FIELD_SPACE = " \t"
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -155,15 +162,16 @@ def _quote(value: str, limit: int = 40) -> str:
 
 def _user(text: str) -> str:
     value = text.strip(_FIELD_SPACE)
-    if _USER.fullmatch(value) is None:
-        raise BadUserId(f"user id must match [A-Za-z0-9_]{{1,32}}, got {_quote(value)}")
+    if USER_ID.fullmatch(value) is None:
+        raise BadUserId(f"user id must match {USER_ID_PATTERN}, got {_quote(value)}")
     return value
 
 
 def _symbol(text: str, user: str) -> str:
     value = text.strip(_FIELD_SPACE)
-    if _SYMBOL.fullmatch(value) is None:
-        raise BadSymbol(f"stock symbol must be 1-3 capital letters, got {_quote(value)}", user=user)
+    if SYMBOL.fullmatch(value) is None:
+        raise BadSymbol(f"stock symbol must be 1-{SYMBOL_MAX_LENGTH} capital letters, "
+                        f"got {_quote(value)}", user=user)
     return value
 
 
@@ -186,8 +194,9 @@ def _fields(name: str, rest: str | None, count: int, usage: str) -> list[str]:
 
 
 def _password(text: str, user: str) -> str:
-    if not 8 <= len(text) <= 128:
-        raise BadPassword("password must be 8 to 128 characters", user=user)
+    if not PASSWORD_MIN_LENGTH <= len(text) <= PASSWORD_MAX_LENGTH:
+        raise BadPassword(f"password must be {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} "
+                          "characters", user=user)
     return text
 
 
@@ -334,8 +343,9 @@ _BUILDERS: dict[str, Builder] = {
 #: `?+`) skip backtracking that could never succeed: each part is followed by characters it
 #: cannot hold.
 _canonical = re.compile(
-    r"(?:\[([0-9]{1,18}+)\] ?+|\$ )?+([A-Za-z_]++),([A-Za-z0-9_]{1,32}+)"
-    r"(?:,([A-Z]{1,3}+))?+(?:,([0-9]{1,10}+)(?:\.([0-9]{1,2}+))?+)?+ *+\r?+\n?+").fullmatch
+    rf"(?:\[([0-9]{{1,18}}+)\] ?+|\$ )?+([A-Za-z_]++),({USER_ID_PATTERN}+)"
+    rf"(?:,({SYMBOL_PATTERN}+))?+(?:,([0-9]{{1,10}}+)(?:\.([0-9]{{1,2}}+))?+)?+ *+\r?+\n?+"
+).fullmatch
 
 Maker = Callable[[str, str | None, int | None, int | None], c.Command]
 

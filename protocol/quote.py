@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: A quote backs orders for 60 s after its quote time (COMMANDS.md).
-QUOTE_LIFETIME_MS = 60_000
+from protocol.limits import QUOTE_LIFETIME_MS
 
 
 @dataclass(frozen=True, slots=True)

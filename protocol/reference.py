@@ -10,7 +10,16 @@ import re
 from dataclasses import dataclass
 
 from protocol.errors import ErrorCode as E
+from protocol.limits import (
+    PASSWORD_MAX_LENGTH,
+    PASSWORD_MIN_LENGTH,
+    PENDING_LIFETIME_MS,
+    RECENT_REPLIES,
+)
 from protocol.money import MAX_AMOUNT_TEXT
+
+#: How long a pending BUY or SELL lives, in the seconds the texts speak of.
+_PENDING_S = PENDING_LIFETIME_MS // 1000
 
 #: Who may send a command.
 ANYONE = "anyone, also before logging in"
@@ -39,7 +48,8 @@ COMMANDS: tuple[CommandHelp, ...] = (
                 "nothing.", (E.QUOTE_UNAVAILABLE,)),
     CommandHelp("BUY", "BUY,<user>,<SYM>,<amount>", ACCOUNT,
                 "reserves amount // price whole shares at the quoted price; their cost leaves "
-                "cash now. COMMIT_BUY or CANCEL_BUY within 60 s, or it expires and the cost "
+                f"cash now. COMMIT_BUY or CANCEL_BUY within {_PENDING_S} s, or it expires and the "
+                "cost "
                 "returns.",
                 (E.INSUFFICIENT_FUNDS, E.AMOUNT_TOO_SMALL, E.QUOTE_UNAVAILABLE)),
     CommandHelp("COMMIT_BUY", "COMMIT_BUY,<user>", ACCOUNT,
@@ -48,7 +58,8 @@ COMMANDS: tuple[CommandHelp, ...] = (
                 "the newest pending BUY's cost returns to cash.", (E.NO_PENDING_BUY,)),
     CommandHelp("SELL", "SELL,<user>,<SYM>,<amount>", ACCOUNT,
                 "reserves amount // price of the user's shares at the quoted price. "
-                "COMMIT_SELL or CANCEL_SELL within 60 s, or it expires and the shares return.",
+                f"COMMIT_SELL or CANCEL_SELL within {_PENDING_S} s, or it expires and the shares "
+                "return.",
                 (E.INSUFFICIENT_SHARES, E.AMOUNT_TOO_SMALL, E.QUOTE_UNAVAILABLE)),
     CommandHelp("COMMIT_SELL", "COMMIT_SELL,<user>", ACCOUNT,
                 "the newest pending SELL's proceeds join cash.", (E.NO_PENDING_SELL,)),
@@ -87,7 +98,8 @@ COMMANDS: tuple[CommandHelp, ...] = (
     CommandHelp("LOGIN", "LOGIN,<user>,<password>", ANYONE,
                 "this connection acts for <user> only. The first LOGIN of a new id signs it up "
                 "(0 cash). Ids are case-sensitive; the password is everything after the second "
-                "comma, 8 to 128 characters.", (E.UNAUTHORIZED, E.LOCKED)),
+                f"comma, {PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} characters.",
+                (E.UNAUTHORIZED, E.LOCKED)),
     CommandHelp("OLDPASSWD", "OLDPASSWD,<user>,<current password>", "the user themself",
                 "proves the current password; one PASSWD on this connection may then follow: "
                 "PASSWD,<user>,<new password>.", (E.UNAUTHORIZED, E.LOCKED)),
@@ -121,13 +133,13 @@ ERRORS: tuple[tuple[E, str], ...] = (
     (E.FORBIDDEN, "acting for another user, or an operator command as a user."),
     (E.LOCKED, "too many failed logins for this id from this address; wait 15 minutes."),
     (E.STALE_TXN, "an explicit txn not above the user's highest, and not a retry of one of the "
-                  "user's last 16 commands."),
+                  f"user's last {RECENT_REPLIES} commands."),
     (E.UNKNOWN_USER, "no account with this id (ids are case-sensitive)."),
     (E.INSUFFICIENT_FUNDS, "not enough cash."),
     (E.INSUFFICIENT_SHARES, "not enough free shares."),
     (E.AMOUNT_TOO_SMALL, "the amount buys or sells no whole share at the price."),
-    (E.NO_PENDING_BUY, "no pending BUY within the last 60 s."),
-    (E.NO_PENDING_SELL, "no pending SELL within the last 60 s."),
+    (E.NO_PENDING_BUY, f"no pending BUY within the last {_PENDING_S} s."),
+    (E.NO_PENDING_SELL, f"no pending SELL within the last {_PENDING_S} s."),
     (E.NO_BUY_AMOUNT, "no SET_BUY_AMOUNT for this symbol."),
     (E.NO_SELL_AMOUNT, "no SET_SELL_AMOUNT for this symbol."),
     (E.NO_HOLDING, "the user owns no shares of this symbol."),

@@ -6,12 +6,10 @@ command looks like. Intents carry integer cents; turning them into request lines
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
+from protocol.limits import SYMBOL, SYMBOL_MAX_LENGTH
 from protocol.money import format_cents, parse_cents
-
-SYMBOL = re.compile(r"[A-Z]{1,3}")
 
 USAGE = (
     "buy SYM AMOUNT",
@@ -124,7 +122,7 @@ def parse_amount(text: str) -> int:
 def parse_symbol(text: str) -> str:
     symbol = text.strip().upper()
     if not SYMBOL.fullmatch(symbol):
-        raise IntentError(f"{text!r} is not a stock symbol (1 to 3 letters)")
+        raise IntentError(f"{text!r} is not a stock symbol (1 to {SYMBOL_MAX_LENGTH} letters)")
     return symbol
 
 

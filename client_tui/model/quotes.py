@@ -8,7 +8,7 @@ from enum import StrEnum
 from typing import Any
 
 from client_tui.model.summary import ReplyShapeError, cents
-from protocol.quote import QUOTE_LIFETIME_MS
+from protocol.limits import QUOTE_LIFETIME_MS
 
 #: From this age on a quote is about to expire: an order placed now may get a new price.
 AMBER_AFTER_MS = 45_000

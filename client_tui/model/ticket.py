@@ -16,10 +16,6 @@ from enum import StrEnum
 
 from client_tui.model import format as fmt
 
-#: A pending order lives this long on the server (COMMANDS.md). protocol/ exports no such
-#: constant (only QUOTE_LIFETIME_MS), so the dashboard keeps its own copy here.
-PENDING_LIFETIME_MS = 60_000
-
 
 class Problem(StrEnum):
     """Why the server would refuse the order, named by its error code."""

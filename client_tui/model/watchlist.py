@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
-from client_tui.model.intents import SYMBOL
+from protocol.limits import SYMBOL
 
 #: Characters kept from a user id in a file name (ids are letters, digits and _ anyway).
 UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")

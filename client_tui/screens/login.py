@@ -12,6 +12,7 @@ from textual.widgets import Button, Footer, Input, Label, Static
 
 from client_tui.connection import Outcome
 from client_tui.widgets.text import set_content
+from protocol.limits import PASSWORD_MAX_LENGTH, PASSWORD_MIN_LENGTH
 
 #: Called with host, port, user, password; returns the LOGIN's outcome.
 LogIn = Callable[[str, int, str, str], Awaitable[Outcome]]
@@ -46,7 +47,8 @@ class LoginScreen(Screen):
             with Horizontal(classes="field-row"):
                 yield Label("Password", classes="field-label login-label")
                 yield Input(id="login-password", password=True,
-                            placeholder="8 to 128 characters")
+                            placeholder=f"{PASSWORD_MIN_LENGTH} to {PASSWORD_MAX_LENGTH} "
+                                        "characters")
             yield Static(self._status, id="login-status")
             yield Button("Log in / sign up (⏎)", id="login-submit", variant="primary")
             yield Static("A user id that does not exist yet is signed up by its first login.",

@@ -19,7 +19,6 @@ from client_tui.model.intents import IntentError, parse_amount, parse_symbol
 from client_tui.model.quotes import Freshness, freshness
 from client_tui.model.summary import ReplyShapeError, cents
 from client_tui.model.ticket import (
-    PENDING_LIFETIME_MS,
     Preview,
     TicketFlow,
     TicketState,
@@ -29,6 +28,7 @@ from client_tui.screens.keys import FIELD_KEYS, deliver_early_key
 from client_tui.session import TradingSession
 from client_tui.widgets.cells import FRESHNESS_STYLE
 from client_tui.widgets.text import set_content, set_line
+from protocol.limits import PENDING_LIFETIME_MS
 
 #: After the countdown ends, wait this long for `pending_expired` before asking the server.
 EXPIRY_GRACE_MS = 3_000

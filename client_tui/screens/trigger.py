@@ -19,6 +19,7 @@ from client_tui.model.triggers import TriggerRow, crossed, distance_bp
 from client_tui.screens.keys import FIELD_KEYS, deliver_early_key
 from client_tui.session import TradingSession
 from client_tui.widgets.text import set_content
+from protocol.limits import SYMBOL_MAX_LENGTH
 
 
 class TriggerDialog(ModalScreen[None]):
@@ -48,7 +49,7 @@ class TriggerDialog(ModalScreen[None]):
                              value=self._side, allow_blank=False, id="trigger-side",
                              disabled=row is not None)
                 yield Label("Symbol", classes="field-label")
-                yield Input(self._symbol, id="trigger-symbol", max_length=3,
+                yield Input(self._symbol, id="trigger-symbol", max_length=SYMBOL_MAX_LENGTH,
                             placeholder="e.g. ABC", disabled=row is not None)
             with Horizontal(classes="field-row"):
                 yield Label("Amount $", classes="field-label")

@@ -16,6 +16,7 @@ from client_tui.view_context import ViewContext
 from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
 from client_tui.widgets.text import set_content
+from protocol.limits import SYMBOL_MAX_LENGTH
 
 COLUMNS = [("Time", 19), ("Txn", 7, "right"), ("Kind", 16), ("Symbol", 6), ("Shares", 8, "right"),
            ("Price", 10, "right"), ("Cash Δ", 14, "right")]
@@ -39,7 +40,8 @@ class HistoryView(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="toolbar"):
-            yield Input(placeholder="symbol filter", id="history-symbol", max_length=3)
+            yield Input(placeholder="symbol filter", id="history-symbol",
+                        max_length=SYMBOL_MAX_LENGTH)
             yield Select([(name, name) for name in KIND_FILTERS if name], prompt="all kinds",
                          id="history-kind")
             yield Button("Export CSV (e)", id="history-export")

@@ -18,6 +18,7 @@ from client_tui.view_context import ViewContext
 from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
 from client_tui.widgets.text import set_content
+from protocol.limits import SYMBOL_MAX_LENGTH
 
 TREND_WIDTH = 16
 #: Quotes drawn at most in the highlighted symbol's chart line.
@@ -51,7 +52,8 @@ class WatchlistView(Vertical):
 
     def compose(self) -> ComposeResult:
         with Horizontal(classes="toolbar"):
-            yield Input(placeholder="add a symbol (/), Enter", id="watch-input", max_length=3)
+            yield Input(placeholder="add a symbol (/), Enter", id="watch-input",
+                        max_length=SYMBOL_MAX_LENGTH)
             yield Button("Buy", id="watch-buy", variant="success")
             yield Button("Sell", id="watch-sell", variant="error")
             yield Button("Remove", id="watch-remove")

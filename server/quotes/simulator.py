@@ -32,10 +32,8 @@ from twisted.internet.protocol import Factory
 from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 
+from protocol.limits import SYMBOL, USER_ID
 from protocol.money import format_cents
-
-_SYMBOL = re.compile(r"[A-Z]{1,3}")
-_USER = re.compile(r"[A-Za-z0-9_]{1,32}")
 
 #: The legacy latency table: (outcomes out of 60, delay in ms).
 LEGACY_LATENCY_TABLE: tuple[tuple[int, int], ...] = (
@@ -165,7 +163,7 @@ def _parse_price_table(data: Any) -> dict[str, int]:
         raise ValueError("not a JSON object")
     table: dict[str, int] = {}
     for symbol, cents in data.items():
-        if not _SYMBOL.fullmatch(symbol):
+        if not SYMBOL.fullmatch(symbol):
             raise ValueError(f"bad symbol {symbol!r}")
         if type(cents) is not int or cents <= 0:
             raise ValueError(f"price of {symbol} must be a positive integer of cents")
@@ -285,9 +283,9 @@ def _parse_request(line: bytes) -> tuple[str, str] | str:
     if len(fields) != 2:
         return "request must be SYM,user"
     symbol, user = fields
-    if not _SYMBOL.fullmatch(symbol):
+    if not SYMBOL.fullmatch(symbol):
         return "bad symbol"
-    if not _USER.fullmatch(user):
+    if not USER_ID.fullmatch(user):
         return "bad user"
     return symbol, user
 

@@ -10,12 +10,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol.limits import PENDING_LIFETIME_MS, RECENT_REPLIES
 from server.shards.audit_events import TxRecord
-
-#: How many state-changing replies are kept per user for idempotent retries (PROTOCOL.md).
-RECENT_REPLIES = 16
-PENDING_LIFETIME_MS = 60_000
-
 
 
 @dataclass(slots=True)

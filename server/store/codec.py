@@ -15,7 +15,8 @@ from typing import Any
 
 import orjson
 
-from server.shards.account import RECENT_REPLIES, Account, BuyTrigger, Pending, SellTrigger
+from protocol.limits import RECENT_REPLIES
+from server.shards.account import Account, BuyTrigger, Pending, SellTrigger
 from server.shards.audit_events import AuditEvent, TxRecord
 
 #: Leads every record: the format's name and version, so a file of another kind is refused.

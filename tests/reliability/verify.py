@@ -14,10 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocol.errors import ProtocolError
+from protocol.limits import PENDING_LIFETIME_MS
 from protocol.parser import parse_request
 from protocol.quote import PriceQuote
 from protocol.replies import Reply
-from server.shards.account import PENDING_LIFETIME_MS, Account
+from server.shards.account import Account
 from server.shards.engine import Engine, NeedQuote, quote_unavailable, summary
 from server.shards.recovery import recover_all
 from server.store.factory import open_directory, open_journal

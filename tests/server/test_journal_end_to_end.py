@@ -48,8 +48,6 @@ from tests.support.system import RunningSystem
 
 pytestmark = pytest.mark.e2e
 
-PENDING_LIFETIME_MS = 60_000
-
 
 def cents(dollars: str) -> int:
     return int(Decimal(dollars) * 100)

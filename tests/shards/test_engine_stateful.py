@@ -18,11 +18,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition, rule
 
+from protocol.limits import RECENT_REPLIES
 from protocol.money import format_cents, parse_cents
 from protocol.parser import parse_request
 from protocol.quote import PriceQuote
 from protocol.replies import PENDING_EXPIRED, TRIGGER_FIRED, Reply
-from server.shards.account import RECENT_REPLIES
 from server.shards.engine import Engine, NeedQuote, quote_unavailable
 from tests.shards.harness import T0
 
