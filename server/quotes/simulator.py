@@ -306,6 +306,8 @@ def _parser() -> argparse.ArgumentParser:
         prog="daytrade quotes", description="Run the legacy quote-server simulator.",
         formatter_class=HelpFormatter,
     )
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on (0.0.0.0: every interface, as in a container)")
     p.add_argument("--port", type=port, default=DEFAULT_PORT, help="TCP port (0 picks a free one)")
     p.add_argument(
         "--latency",
@@ -323,7 +325,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`daytrade quotes`: serve the simulator on 127.0.0.1 until SIGINT or SIGTERM."""
+    """`daytrade quotes`: serve the simulator on --host (127.0.0.1) until SIGINT or SIGTERM."""
     args = _parser().parse_args(argv)
     from twisted.internet import reactor
     from twisted.internet.error import CannotListenError
@@ -331,9 +333,10 @@ def main(argv: list[str] | None = None) -> int:
     simulator = QuoteSimulator(seed=args.seed, latency=Latency.parse(args.latency),
                                prices_file=args.prices)
     try:
-        port = simulator.listen(reactor, args.port, backlog=args.backlog)
+        port = simulator.listen(reactor, args.port, interface=args.host, backlog=args.backlog)
     except CannotListenError as e:
-        print(f"daytrade quotes: cannot listen on {args.port}: {e.socketError}", file=sys.stderr)
+        print(f"daytrade quotes: cannot listen on {args.host}:{args.port}: {e.socketError}",
+              file=sys.stderr)
         return 1
     host = port.getHost()
     print(

@@ -244,13 +244,13 @@ class SimulatorOverTcpTest(TestCase):
 # -- the CLI --------------------------------------------------------------------------------------
 
 
-def _start_cli(*args: str) -> tuple[subprocess.Popen[str], int]:
+def _start_cli(*args: str, host: str = "127.0.0.1") -> tuple[subprocess.Popen[str], int]:
     process = subprocess.Popen(
         [sys.executable, "-m", "server.quotes.simulator", "--port", "0", *args],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     line = process.stdout.readline()
-    m = re.search(r"listening on 127\.0\.0\.1:(\d+)", line)
+    m = re.search(rf"listening on {re.escape(host)}:(\d+)", line)
     if m is None:
         process.kill()
         process.wait()
@@ -258,8 +258,8 @@ def _start_cli(*args: str) -> tuple[subprocess.Popen[str], int]:
     return process, int(m.group(1))
 
 
-def _ask(port: int, request: bytes) -> bytes:
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+def _ask(port: int, request: bytes, host: str = "127.0.0.1") -> bytes:
+    with socket.create_connection((host, port), timeout=10) as s:
         s.sendall(request)
         data = b""
         while chunk := s.recv(4096):
@@ -283,6 +283,19 @@ def test_cli_serves_quotes_and_stops_on_signal(sig, tmp_path):
         if process.poll() is None:
             process.kill()
             process.wait()
+        process.stdout.close()
+        process.stderr.close()
+
+
+def test_cli_listens_on_the_host_it_is_given():
+    process, port = _start_cli("--host", "127.0.0.2", host="127.0.0.2")
+    try:
+        assert parse_quote_reply(_ask(port, b"ABC,bob\n", "127.0.0.2")[:-1], "ABC", "bob")
+        with pytest.raises(ConnectionRefusedError):
+            _ask(port, b"ABC,bob\n", "127.0.0.1")
+    finally:
+        process.kill()
+        process.wait()
         process.stdout.close()
         process.stderr.close()
 
