@@ -71,10 +71,6 @@ def _esc(text: str) -> str:
     return escaped
 
 
-def _money(cents: int) -> str:
-    return f"{cents // 100}.{cents % 100:02d}" if cents >= 0 else format_cents(cents)
-
-
 def _command_renderer(tag: str, message_tag: str | None) -> Callable[[AuditEvent], str]:
     """The renderer for userCommand and the kinds shaped like it (systemEvent, errorEvent, ...)."""
     opening = f"\t<{tag}>\n\t\t<timestamp>"
@@ -95,7 +91,7 @@ def _command_renderer(tag: str, message_tag: str | None) -> Callable[[AuditEvent
         if filename is not None:
             s += f"\t\t<filename>{escape_text(filename)}</filename>\n"
         if funds is not None:
-            s += f"\t\t<funds>{_money(funds)}</funds>\n"
+            s += f"\t\t<funds>{format_cents(funds)}</funds>\n"
         if message is not None and message_tag is not None:
             s += f"{msg_open}{escape_text(message)}{msg_close}"
         return s + closing
@@ -109,7 +105,7 @@ def _quote_server(e: AuditEvent) -> str:
          f"\t\t<server>{_cached(server) or _esc(server)}</server>\n"
          f"\t\t<transactionNum>{txn}</transactionNum>\n")
     if price is not None:
-        s += f"\t\t<price>{_money(price)}</price>\n"
+        s += f"\t\t<price>{format_cents(price)}</price>\n"
     if symbol is not None:
         s += f"\t\t<stockSymbol>{_cached(symbol) or _esc(symbol)}</stockSymbol>\n"
     if user is not None:
@@ -131,7 +127,7 @@ def _account_transaction(e: AuditEvent) -> str:
     if user is not None:
         s += f"\t\t<username>{_cached(user) or _esc(user)}</username>\n"
     if funds is not None:
-        s += f"\t\t<funds>{_money(funds)}</funds>\n"
+        s += f"\t\t<funds>{format_cents(funds)}</funds>\n"
     return s + "\t</accountTransaction>\n"
 
 
