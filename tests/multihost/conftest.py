@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.multihost import netns
+from bench import netns
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from bench import netns
+from bench.hosts import start_quotes
 from server.quotes.legacy_client import parse_quote_reply
-from tests.multihost import netns
-from tests.multihost.hosts import start_quotes
 
 pytestmark = pytest.mark.multihost
 

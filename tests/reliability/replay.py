@@ -41,6 +41,7 @@ class ResilientReplay:
     endpoint: Endpoint
     timeout: float = 30.0  # per attempt
     give_up_s: float = 180.0  # per command
+    retried_codes: tuple[str, ...] = RETRIED_CODES  # error codes that are sent again
     outcomes: dict[tuple[str | None, int], Outcome] = field(default_factory=dict)  # (user, txn)
     failures: dict[str, int] = field(default_factory=lambda: defaultdict(int))
     progress: int = 0
@@ -72,7 +73,7 @@ class ResilientReplay:
                     await conn[0].close()
                 conn[0] = None
             else:
-                if reply.ok or str(reply.code) not in RETRIED_CODES:
+                if reply.ok or str(reply.code) not in self.retried_codes:
                     now = time.monotonic()
                     return Outcome(reply, sent_ms, attempts, now - started,
                                    None if first_failure is None else now - first_failure)

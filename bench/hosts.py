@@ -7,8 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.netns import Host, wait_for_line
 from server.quotes.redis_server import redis_server_binary
-from tests.multihost.netns import Host, wait_for_line
 
 START_TIMEOUT = 60.0
 SHARD_PORT = 7000

@@ -146,6 +146,11 @@ class Network:
     def add_host(self, name: str) -> Host:
         """A new host namespace with eth0 at 10.213.0.<10 + n>/24 on the bridge."""
         host = Host(self, name, 10 + len(self.hosts))
+        self._plug(host)
+        self.hosts[name] = host
+        return host
+
+    def _plug(self, host: Host) -> None:
         self._add_namespace(host.namespace)
         _ip("-n", self.switch, "link", "add", host.switch_port, "type", "veth", "peer", "name",
             "eth0", "netns", host.namespace)
@@ -153,7 +158,17 @@ class Network:
         _ip("-n", self.switch, "link", "set", host.switch_port, "up")
         _ip("-n", host.namespace, "addr", "add", f"{host.address}/24", "dev", "eth0")
         _ip("-n", host.namespace, "link", "set", "eth0", "up")
-        self.hosts[name] = host
+
+    def replace_host(self, name: str, new_name: str) -> Host:
+        """Host `name` dies (its processes are killed, its namespace and link deleted) and a new
+        host, `new_name`, takes its address, as a rescheduled pod takes its stable name."""
+        old = self.hosts.pop(name)
+        _delete_namespace(old.namespace)
+        self._namespaces.remove(old.namespace)
+        number = int(old.address.rsplit(".", 1)[1])
+        host = Host(self, new_name, number)
+        self._plug(host)
+        self.hosts[new_name] = host
         return host
 
     def close(self) -> None:
