@@ -20,7 +20,7 @@ from typing import Any
 
 from lxml import etree
 
-from protocol.money import parse_cents
+from protocol.money import parse_cents, parse_signed_cents
 
 EVENT_TAGS = ("userCommand", "quoteServer", "accountTransaction", "systemEvent", "errorEvent",
               "debugEvent")
@@ -101,11 +101,10 @@ def _account(element: Any, scan: LogScan) -> None:
 
 
 def _signed_cents(text: Any) -> int:
-    text = str(text)
-    cents = parse_cents(text[1:] if text.startswith("-") else text)
+    cents = parse_signed_cents(str(text))
     if cents is None:
         raise ValueError(f"not an amount: {text!r}")
-    return -cents if text.startswith("-") else cents
+    return cents
 
 
 @dataclass(frozen=True)

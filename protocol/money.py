@@ -19,6 +19,17 @@ def parse_cents(text: str) -> int | None:
     return cents_of(*m.groups())
 
 
+def parse_signed_cents(text: str) -> int | None:
+    """A reply's money that may be negative (`"-5.00"`, a `cash_delta`) in cents, or None.
+
+    Requests never carry a sign; replies do where money leaves cash.
+    """
+    if text.startswith("-"):
+        value = parse_cents(text[1:])
+        return None if value is None else -value
+    return parse_cents(text)
+
+
 #: The largest amount the wire accepts (10 whole-dollar digits, two decimals).
 MAX_AMOUNT_CENTS = 999_999_999_999
 MAX_AMOUNT_TEXT = "9999999999.99"

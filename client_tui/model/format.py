@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, tzinfo
 
-from protocol.money import format_cents, parse_cents
+from protocol.money import format_cents, parse_signed_cents
 
 
 def money(cents: int) -> str:
@@ -19,10 +19,9 @@ def money_text(value: object) -> str:
     """A reply's money string (`"12500.00"`) as `money` shows it (`12,500.00`); anything that
     is not one is shown as it is."""
     if isinstance(value, str):
-        negative = value.startswith("-")
-        cents = parse_cents(value[1:] if negative else value)
+        cents = parse_signed_cents(value)
         if cents is not None:
-            return money(-cents if negative else cents)
+            return money(cents)
     return "" if value is None else str(value)
 
 

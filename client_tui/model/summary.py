@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from protocol.money import parse_cents
+from protocol.money import parse_signed_cents
 
 
 class ReplyShapeError(ValueError):
@@ -17,11 +17,10 @@ def cents(text: Any) -> int:
     """A reply's money string (`"12.34"`, `"-5.00"`) in cents; raises ReplyShapeError otherwise."""
     if not isinstance(text, str):
         raise ReplyShapeError(f"money must be a string, got {text!r}")
-    negative = text.startswith("-")
-    value = parse_cents(text[1:] if negative else text)
+    value = parse_signed_cents(text)
     if value is None:
         raise ReplyShapeError(f"not a money amount: {text!r}")
-    return -value if negative else value
+    return value
 
 
 def optional_cents(text: Any) -> int | None:

@@ -4,7 +4,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.money import MAX_AMOUNT_CENTS, MAX_AMOUNT_TEXT, format_cents, parse_cents
+from protocol.money import (
+    MAX_AMOUNT_CENTS,
+    MAX_AMOUNT_TEXT,
+    format_cents,
+    parse_cents,
+    parse_signed_cents,
+)
 
 
 @pytest.mark.parametrize(("text", "cents"), [
@@ -57,3 +63,19 @@ def test_parse_cents_is_none_or_a_non_negative_int(text):
 def test_the_stated_maximum_amount_is_the_largest_that_parses():
     assert parse_cents(MAX_AMOUNT_TEXT) == MAX_AMOUNT_CENTS
     assert parse_cents(format_cents(MAX_AMOUNT_CENTS + 1)) is None
+
+
+@pytest.mark.parametrize(("text", "cents"), [("12.34", 1234), ("-5.00", -500), ("-0.01", -1),
+                                             ("0.00", 0)])
+def test_parse_signed_cents_reads_reply_money_below_zero_too(text, cents):
+    assert parse_signed_cents(text) == cents
+
+
+@pytest.mark.parametrize("text", ["", "-", "--5", "+5", "- 5", "-.5", "-5.001", "5-"])
+def test_parse_signed_cents_refuses_what_is_not_signed_dollars(text):
+    assert parse_signed_cents(text) is None
+
+
+@given(st.integers(min_value=-MAX_AMOUNT_CENTS, max_value=MAX_AMOUNT_CENTS))
+def test_format_then_parse_signed_round_trips(cents):
+    assert parse_signed_cents(format_cents(cents)) == cents
