@@ -74,6 +74,11 @@ def _parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-redis", action="store_true", help="run without any Redis")
     ap.add_argument("--mongo-url", type=url("mongodb", "mongodb+srv"), metavar="URL",
                     help="store state in MongoDB instead of SQLite")
+    ap.add_argument("--quote-renew-ahead", type=at_least(float, 0.0), default=15.0, metavar="S",
+                    help="a quote still in use is renewed in the background when between S/3 "
+                         "and S seconds of its 60 remain (spread per quote), so that commands "
+                         "do not wait for it to be fetched again; 0: never (must exceed "
+                         "--quote-timeout)")
     ap.add_argument("--sweep-interval", type=at_least(float, 0.05), default=2.0, metavar="S",
                     help="seconds between trigger sweeps")
     ap.add_argument("--snapshot-interval", type=at_least(float, 0.05), default=30.0, metavar="S",
@@ -137,6 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--tls-cert and --tls-key go together")
     if args.no_redis and args.redis_url:
         ap.error("--no-redis and --redis-url exclude each other")
+    if 0 < args.quote_renew_ahead <= args.quote_timeout:
+        # A command that joins a renewal in flight must get a quote still usable when it ends.
+        ap.error("--quote-renew-ahead must be 0 or more than --quote-timeout")
     if args.tls_port is not None and not args.tls_cert:
         ap.error("--tls-port needs --tls-cert and --tls-key")
     if args.tls_cert:
@@ -234,6 +242,7 @@ def _serve(args: argparse.Namespace, data_dir: Path, location: str, quote_host: 
                            quote_max_requests=args.quote_max_requests,
                            quote_hedge_budget=args.quote_hedge_budget,
                            sweep_interval=args.sweep_interval,
+                           quote_renew_ahead=args.quote_renew_ahead,
                            snapshot_interval=args.snapshot_interval,
                            snapshot_every=args.snapshot_every, log_level=args.log_level,
                            crash_at=os.environ.get("DAYTRADE_CRASH_AT") if i == int(

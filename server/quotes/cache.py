@@ -7,6 +7,11 @@ that one command audits the quoteServer hit; the rest get `.cached()`); across s
 (`SET NX PX`, taken atomically with the read by a Lua script) elects one fetcher while the others
 poll Redis for its result, and fetch themselves if it takes longer than `lock_wait`.
 
+A shard may renew a quote that is still in use shortly before it runs out (`renew`,
+`renewal_due`), so that its users' commands do not wait for the fetch when it does: the quotes
+first fetched together at a start would otherwise run out together 60 s later, and every user
+whose next command needs one waited behind that wave of fetches.
+
 Redis only buys speed: every call has a timeout (the client's), any failure makes the cache go
 straight to the quote server, and Redis is skipped for a back-off that doubles from `retry_after`
 up to `retry_max` seconds while it keeps failing (a circuit breaker).
@@ -20,6 +25,7 @@ from __future__ import annotations
 import itertools
 import os
 import re
+import zlib
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -32,12 +38,16 @@ from protocol.quote import QUOTE_LIFETIME_MS, PriceQuote
 from server.quotes.legacy_client import LegacyQuoteClient
 from server.quotes.redis_client import RedisError, Script, TwistedRedis
 
-# KEYS: value, lock. ARGV: lock token, lock ttl ms. Returns {1, value} | {2, ''} (lock taken) |
-# {0, ''} (someone else holds the lock).
+# KEYS: value, lock. ARGV: lock token, lock ttl ms, the oldest quote time (ms) wanted. Returns
+# {1, value} (a quote that new) | {2, ''} (lock taken) | {0, ''} (someone else holds the lock).
+# An older value counts as none: a renewal takes the lock although the old quote is still there.
 _GET_OR_LOCK = Script(
     """
 local v = redis.call('GET', KEYS[1])
-if v then return {1, v} end
+if v then
+  local t = tonumber(string.match(v, '^[^,]*,([0-9]+),'))
+  if t and t >= tonumber(ARGV[3]) then return {1, v} end
+end
 if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {2, ''} end
 return {0, ''}
 """
@@ -58,6 +68,20 @@ _STORED = re.compile(r"([1-9][0-9]{0,14}),([0-9]{1,16}),([A-Za-z0-9_]{1,32}),([^
 def encode_quote(quote: PriceQuote) -> str:
     """A quote as stored in Redis (its symbol is in the key): `cents,quote_time,user,cryptokey`."""
     return f"{quote.price},{quote.quote_time},{quote.user},{quote.cryptokey}"
+
+
+def renewal_due(quote: PriceQuote, now: int, ahead_ms: int) -> bool:
+    """True once `quote` is close enough to running out to be renewed in the background.
+
+    Each quote gets its own point between a third of `ahead_ms` and all of it before its end
+    (hashed from symbol and quote time): quotes fetched in the same second, as at a start, are
+    renewed spread over several seconds, not all at once 60 s later.
+    """
+    left = quote.quote_time + QUOTE_LIFETIME_MS - now
+    if left >= ahead_ms:
+        return False
+    spread = zlib.crc32(f"{quote.symbol}@{quote.quote_time}".encode()) % 1000
+    return left < ahead_ms * (333 + spread * 667 // 1000) // 1000
 
 
 def decode_quote(symbol: str, raw: bytes | str) -> PriceQuote | None:
@@ -126,6 +150,7 @@ class QuoteCache:
         self.fetches = 0
         self.failures = 0
         self.coalesced = 0
+        self.renewals = 0
         self.lock_waits = 0
         self.redis_errors = 0
 
@@ -151,6 +176,19 @@ class QuoteCache:
             return succeed(quote)
         return self._join(symbol, user, now)
 
+    def renew(self, symbol: str, user: str, now: int, keep_ms: int) -> Deferred[PriceQuote] | None:
+        """Renew `symbol`'s quote before it runs out, in `user`'s name: with one usable until at
+        least `now + keep_ms`, from Redis when another shard renewed it already, else fetched (then
+        `fresh`: the caller audits the hit). None when a lookup of the symbol is in flight."""
+        if symbol in self._inflight:
+            return None
+        self.renewals += 1
+        d: Deferred[PriceQuote] = Deferred()
+        self._inflight[symbol] = [d]
+        Deferred.fromCoroutine(self._load(symbol, user, now, now + keep_ms)).addBoth(
+            self._land, symbol)
+        return d
+
     def get_many(
         self, symbols: Iterable[str], user: str | Mapping[str, str], now: int
     ) -> Deferred[dict[str, PriceQuote]]:
@@ -162,6 +200,7 @@ class QuoteCache:
     def stats(self) -> dict[str, int | bool]:
         """Counters: hits_local, hits_redis, fetches (quote-server fetches started), failures
         (fetches that gave no quote), coalesced (callers that joined a lookup in flight),
+        renewals (background renewals started, fetched or found in Redis),
         lock_waits (lookups that waited for another shard's fetch), redis_errors, redis_up,
         requests_sent (connections to the quote server, hedges included), and the quote client's
         other counters (hedges, fetch durations: LegacyQuoteClient.counters) prefixed `client_`."""
@@ -175,6 +214,7 @@ class QuoteCache:
             "fetches": self.fetches,
             "failures": self.failures,
             "coalesced": self.coalesced,
+            "renewals": self.renewals,
             "lock_waits": self.lock_waits,
             "redis_errors": self.redis_errors,
             "redis_up": self._redis_ready(),
@@ -211,7 +251,11 @@ class QuoteCache:
         for d in waiters[1:]:
             d.callback(outcome.cached())
 
-    async def _load(self, symbol: str, user: str, now: int) -> PriceQuote:
+    async def _load(self, symbol: str, user: str, now: int,
+                    usable_until: int | None = None) -> PriceQuote:
+        """A quote usable at `usable_until` (default: `now`): Redis's, or fetched under the lock."""
+        until = now if usable_until is None else usable_until
+        oldest = until - QUOTE_LIFETIME_MS + 1
         value_key, lock_key = self.key_prefix + symbol, self.key_prefix + symbol + ":lock"
         lock_token = ""
         if self._redis_ready():
@@ -222,16 +266,16 @@ class QuoteCache:
             while self._redis_ready():
                 try:
                     status, raw = await self._redis_call(
-                        _GET_OR_LOCK, [value_key, lock_key], [token, self._lock_ttl_ms]
+                        _GET_OR_LOCK, [value_key, lock_key], [token, self._lock_ttl_ms, oldest]
                     )
                 except RedisError:
                     break
                 if status == 1:
                     quote = decode_quote(symbol, raw)
-                    if quote is not None and quote.usable_at(now):
+                    if quote is not None and quote.usable_at(until):
                         self.hits_redis += 1
                         return quote
-                    break  # stale or unreadable: fetch a new one
+                    break  # unreadable: fetch a new one
                 if status == 2:
                     lock_token = token
                     break

@@ -36,6 +36,7 @@ from protocol.errors import ErrorCode, ProtocolError
 from protocol.parser import parse_request
 from protocol.quote import PriceQuote
 from protocol.replies import Reply
+from server.quotes.cache import renewal_due
 from server.shards import inputs as inp
 from server.shards import recovery
 from server.shards.engine import DumpRequest, Engine, NeedQuote, quote_unavailable
@@ -130,6 +131,7 @@ class ShardService:
                  quotes: Any, send: Callable[[tuple[Any, ...]], None], dumps: DumpSettings, *,
                  reactor: Any, sweep_interval: float = 2.0, snapshot_interval: float = 30.0,
                  snapshot_every: int = SNAPSHOT_EVERY,
+                 renew_ahead_ms: int = 0,
                  clock: Callable[[], int] = now_ms, crash_at: str | None = None,
                  threaded: bool = True, exit: Callable[[int], Any] = os._exit) -> None:
         self.index = index
@@ -178,6 +180,7 @@ class ShardService:
         self._sweep.clock = reactor
         self._sweep_interval = sweep_interval
         self._sweeping = False
+        self._renew_ahead_ms = renew_ahead_ms
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -291,6 +294,8 @@ class ShardService:
         if type(outcome) is NeedQuote:
             quote = self.quotes.peek(outcome.symbol, now)
             if quote is not None:
+                if self._renew_ahead_ms and renewal_due(quote, now, self._renew_ahead_ms):
+                    self._renew(quote.symbol, outcome.user, now)
                 outcome = self.engine.execute(cmd, now, quote)
         if type(outcome) is NeedQuote:
             # Park first: a cached quote calls back at once, and its callback un-parks.
@@ -670,6 +675,16 @@ class ShardService:
             self._inputs.append([inp.FIRE, at, inp.quote_data(quote), taken])
             self._touched.update(inp.fire(self.engine, at, quote, taken))
         self._schedule_flush()
+
+    def _renew(self, symbol: str, user: str, now: int) -> None:
+        """Renew a quote in use before it runs out. A fetched one is audited like a sweep's
+        quote, under a txn from the gateway, and fires whatever triggers it crosses."""
+        d = self.quotes.renew(symbol, user, now, self._renew_ahead_ms)
+        if d is None:
+            return
+        d.addCallback(lambda quote: self._sweep_quotes({symbol: quote}))
+        d.addErrback(lambda failure: log.info("renewing the quote of %s failed: %s", symbol,
+                                              failure.getErrorMessage()))
 
     def take_txns(self, count: int) -> Deferred[int]:
         """`count` fresh txns from the gateway: fires with the first of them."""

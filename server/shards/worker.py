@@ -44,6 +44,7 @@ class ShardConfig:
     quote_max_requests: int = DEFAULT_MAX_REQUESTS
     quote_hedge_budget: float = DEFAULT_HEDGE_BUDGET
     sweep_interval: float = 2.0
+    quote_renew_ahead: float = 0.0  # seconds; 0: quotes are fetched only when a command needs one
     snapshot_interval: float = 30.0
     snapshot_every: int = 100_000
     crash_at: str | None = None  # "after_apply" | "after_commit": fault injection for tests
@@ -116,7 +117,7 @@ def run_shard(config: ShardConfig, sock: socket.socket) -> None:
         DumpSettings(Path(config.dump_dir), lambda shard: open_journal(config.store, shard)),
         reactor=reactor, sweep_interval=config.sweep_interval,
         snapshot_interval=config.snapshot_interval, snapshot_every=config.snapshot_every,
-        crash_at=config.crash_at)
+        renew_ahead_ms=round(config.quote_renew_ahead * 1000), crash_at=config.crash_at)
     reactor.adoptStreamConnection(sock.fileno(), socket.AF_UNIX,
                                   Factory.forProtocol(lambda: channel))
     sock.close()

@@ -12,7 +12,7 @@ from twisted.internet.defer import gatherResults
 from twisted.trial.unittest import TestCase
 
 from protocol.quote import PriceQuote
-from server.quotes.cache import QuoteCache, decode_quote, encode_quote
+from server.quotes.cache import QuoteCache, decode_quote, encode_quote, renewal_due
 from server.quotes.errors import QuoteUnavailable
 from server.quotes.legacy_client import LegacyQuoteClient
 from server.quotes.redis_client import TwistedRedis
@@ -45,6 +45,23 @@ def test_a_stored_quote_decodes_to_itself_not_fresh():
 )  # fmt: skip
 def test_unreadable_stored_values_decode_to_none(raw):
     assert decode_quote("ABC", raw) is None
+
+
+def test_a_quote_with_more_than_the_renewal_window_left_is_not_due():
+    quote = PriceQuote("ABC", 1_000, 0, "k", "bob")
+    assert not renewal_due(quote, 44_999, 15_000)
+
+
+def test_a_quote_with_less_than_a_third_of_the_window_left_is_due():
+    quote = PriceQuote("ABC", 1_000, 0, "k", "bob")
+    assert renewal_due(quote, 55_001, 15_000)
+
+
+def test_quotes_fetched_together_come_due_at_different_times():
+    quotes = [PriceQuote(f"S{i:02d}", 1_000, 0, "k", "bob") for i in range(50)]
+    first_due = [next(t for t in range(45_000, 60_000, 100) if renewal_due(q, t, 15_000))
+                 for q in quotes]
+    assert min(first_due) < 50_000 and max(first_due) > 52_000
 
 
 @pytest.mark.usefixtures("trial_redis", "trial_tmp_path")
@@ -203,6 +220,40 @@ class QuoteCacheTest(TestCase):
         assert quotes == {"AAA": stored}
         assert cache.failures == 1
 
+    async def test_a_renewal_fetches_a_newer_quote_although_the_old_one_is_still_in_redis(self):
+        simulator, port = self.start_simulator()
+        cache = self.make_cache(port)
+        now = now_ms()
+        old = await cache.get("ABC", "bob", now)
+        # Usable 70 s from now: the quote in Redis (fetched just now) cannot be.
+        renewed = await cache.renew("ABC", "amy", now, 70_000)
+        assert renewed.fresh and renewed.user == "amy"
+        assert simulator.requests_served == 2
+        assert cache.peek("ABC", now) == renewed.cached() != old.cached()
+        assert (cache.renewals, cache.fetches) == (1, 2)
+
+    async def test_a_renewal_takes_a_quote_another_shard_renewed_from_redis(self):
+        simulator, port = self.start_simulator()
+        shard_a, shard_b = self.make_cache(port), self.make_cache(port)
+        now = now_ms()
+        await shard_a.get("IBM", "bob", now)
+        renewed = await shard_a.renew("IBM", "bob", now, 70_000)
+        await wait_until(lambda: (self.redis_sync().get(self.prefix + "IBM") or b"").decode()
+                         == encode_quote(renewed))
+        from_redis = await shard_b.renew("IBM", "amy", now, 50_000)
+        assert from_redis == renewed.cached()
+        assert simulator.requests_served == 2
+        assert (shard_b.fetches, shard_b.hits_redis) == (0, 1)
+
+    async def test_no_renewal_starts_while_a_lookup_of_the_symbol_is_in_flight(self):
+        simulator, port = self.start_simulator(ms=100)
+        cache = self.make_cache(port)
+        now = now_ms()
+        lookup = cache.get("ABC", "bob", now)
+        assert cache.renew("ABC", "amy", now, 70_000) is None
+        await lookup
+        assert simulator.requests_served == 1
+
     async def test_stats_report_every_counter(self):
         _, port = self.start_simulator()
         cache = self.make_cache(port)
@@ -216,6 +267,7 @@ class QuoteCacheTest(TestCase):
             "fetches": 1,
             "failures": 0,
             "coalesced": 0,
+            "renewals": 0,
             "lock_waits": 0,
             "redis_errors": 0,
             "redis_up": True,

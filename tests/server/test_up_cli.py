@@ -104,6 +104,9 @@ def test_a_tls_port_in_use_is_one_line_a_failure_and_leaves_nothing_running(tmp_
     (["--tls-port", "4443"], "--tls-port needs --tls-cert and --tls-key"),
     (["--no-redis", "--redis-url", "redis://127.0.0.1:1"],
      "--no-redis and --redis-url exclude each other"),
+    (["--quote-renew-ahead", "-1"], "argument --quote-renew-ahead: must be at least 0"),
+    (["--quote-renew-ahead", "4", "--quote-timeout", "5"],
+     "--quote-renew-ahead must be 0 or more than --quote-timeout"),
 ])
 def test_a_bad_up_flag_is_one_line_and_starts_nothing(tmp_path, flags, says):
     result = daytrade("up", "--data-dir", str(tmp_path / "data"), *flags)

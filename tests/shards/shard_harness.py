@@ -51,23 +51,51 @@ class ManualQuotes:
         return {}
 
 
+class CachingQuotes(ManualQuotes):
+    """ManualQuotes with a local cache in front (`peek`) and background renewals (`renew`)
+    that arrive when the test says so, as QuoteCache keeps them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.local: dict[str, PriceQuote] = {}
+        self.renewing: dict[str, tuple[str, defer.Deferred]] = {}
+
+    def peek(self, symbol: str, now: int) -> PriceQuote | None:
+        quote = self.local.get(symbol)
+        return quote if quote is not None and quote.usable_at(now) else None
+
+    def renew(self, symbol: str, user: str, now: int, keep_ms: int) -> defer.Deferred | None:
+        if symbol in self.renewing:
+            return None
+        d: defer.Deferred = defer.Deferred()
+        self.renewing[symbol] = (user, d)
+        return d
+
+    def answer_renewal(self, symbol: str, price: int, at: int) -> None:
+        user, d = self.renewing.pop(symbol)
+        quote = PriceQuote(symbol, price, at, "key", user, True)
+        self.local[symbol] = quote.cached()
+        d.callback(quote)
+
+
 class Shard:
     """A shard service as its worker runs it, with the gateway played by the test."""
 
     def __init__(self, tmp_path, *, snapshot_interval: float = 5.0, snapshot_every: int = 10**9,
-                 start: float = T0 / 1000, clock: Clock | None = None) -> None:
+                 start: float = T0 / 1000, clock: Clock | None = None,
+                 quotes: ManualQuotes | None = None, renew_ahead_ms: int = 0) -> None:
         self.clock = clock or Clock()
         if clock is None:
             self.clock.advance(start)
         self.journal = SqliteJournal(tmp_path, 0)
-        self.quotes = ManualQuotes()
+        self.quotes = quotes or ManualQuotes()
         self.sent: list[tuple] = []
         self.exits: list[int] = []
         self.service = ShardService(
             0, 1, Engine(), self.journal, self.quotes, self.sent.append,
             DumpSettings(tmp_path / "dumps", lambda i: SqliteJournal(tmp_path, i)),
             reactor=self.clock, sweep_interval=2.0, snapshot_interval=snapshot_interval,
-            snapshot_every=snapshot_every,
+            snapshot_every=snapshot_every, renew_ahead_ms=renew_ahead_ms,
             threaded=False, clock=self.now, exit=self.exits.append)
         self.service.start()
         self.req = 0
