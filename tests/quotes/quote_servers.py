@@ -1,4 +1,5 @@
-"""Quote servers for tests on 127.0.0.1: the real simulator, and a scripted bad one."""
+"""Quote servers for tests on 127.0.0.1: the real simulator, and a scripted bad one; a reactor
+whose connections are real and whose time is a fake clock the test advances."""
 
 from __future__ import annotations
 
@@ -10,23 +11,52 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.protocol import Factory, Protocol
+from twisted.internet.task import Clock
 from twisted.trial.unittest import TestCase
 
 from server.quotes.simulator import QuoteSimulator
 
 
-def listen_simulator(test: TestCase, **config: Any) -> tuple[QuoteSimulator, int]:
-    """A QuoteSimulator on a free port, stopped when the test ends."""
+class FakeClockReactor:
+    """The real reactor's TCP (connections on 127.0.0.1 are real) with the time of a
+    `task.Clock`: timers, timeouts and delays fire only when the test calls `advance`."""
+
+    def __init__(self) -> None:
+        self.clock = Clock()
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+
+    def seconds(self) -> float:
+        return self.clock.seconds()
+
+    def callLater(self, delay: float, f: Callable[..., Any], *args: Any,
+                  **kwargs: Any) -> IDelayedCall:
+        return self.clock.callLater(delay, f, *args, **kwargs)
+
+    def getDelayedCalls(self) -> list[IDelayedCall]:
+        return self.clock.getDelayedCalls()
+
+    def connectTCP(self, *args: Any, **kwargs: Any) -> Any:
+        return reactor.connectTCP(*args, **kwargs)
+
+    def listenTCP(self, *args: Any, **kwargs: Any) -> Any:
+        return reactor.listenTCP(*args, **kwargs)
+
+
+def listen_simulator(test: TestCase, on: Any = reactor,
+                     **config: Any) -> tuple[QuoteSimulator, int]:
+    """A QuoteSimulator on a free port of reactor `on`, stopped when the test ends."""
     simulator = QuoteSimulator(**config)
-    port = simulator.listen(reactor, 0)
+    port = simulator.listen(on, 0)
     test.addCleanup(port.stopListening)
     return simulator, port.getHost().port
 
 
 @dataclass
 class Behaviour:
-    """What a scripted connection does once it has read a line: write `reply` after `delay`
-    seconds (None: never), then close unless `close` is False."""
+    """What a scripted connection does once it has read a line: write `reply` (None: never), at
+    once or `delay` seconds later on the server's clock, then close unless `close` is False."""
 
     reply: bytes | None = None
     delay: float = 0.0
@@ -35,9 +65,11 @@ class Behaviour:
 
 @dataclass
 class ScriptedQuoteServer:
-    """Connection i follows behaviours[i] (the last one for the rest); records what it saw."""
+    """Connection i follows behaviours[i] (the last one for the rest); records what it saw.
+    Delays run on `clock` (the real reactor's unless a test gives its fake one)."""
 
     behaviours: list[Behaviour]
+    clock: Any = reactor
     requests: list[bytes] = field(default_factory=list)
     connections: int = 0
     _open: set[_Scripted] = field(default_factory=set)
@@ -96,8 +128,10 @@ class _Scripted(Protocol):
         self.buffer += data
         if b"\n" in self.buffer:
             self.server.requests.append(self.buffer)
-            if self.behaviour.reply is not None:
-                self.pending = reactor.callLater(self.behaviour.delay, self._reply)
+            if self.behaviour.reply is not None and self.behaviour.delay == 0:
+                self._reply()
+            elif self.behaviour.reply is not None:
+                self.pending = self.server.clock.callLater(self.behaviour.delay, self._reply)
 
     def _reply(self) -> None:
         assert self.behaviour.reply is not None

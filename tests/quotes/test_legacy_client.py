@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 
 import pytest
 from twisted.internet.defer import CancelledError
@@ -16,6 +15,7 @@ from server.quotes.legacy_client import BadQuoteReply, LegacyQuoteClient, parse_
 from server.quotes.simulator import Latency, simulated_price_cents
 from tests.quotes.quote_servers import (
     Behaviour,
+    FakeClockReactor,
     ScriptedQuoteServer,
     listen_simulator,
     wait_until,
@@ -91,9 +91,22 @@ def _closed_port() -> int:
 
 
 class LegacyClientTest(TestCase):
+    """Real connections on 127.0.0.1; the client's hedge timer and timeout (and the scripted
+    server's delays) run on a fake clock, so every wait is the test's own `advance`."""
+
+    def setUp(self) -> None:
+        self.reactor = FakeClockReactor()
+
+    def client(self, port: int, **config: float) -> LegacyQuoteClient:
+        return LegacyQuoteClient("127.0.0.1", port, reactor=self.reactor, **config)
+
+    def scripted(self, *behaviours: Behaviour) -> tuple[ScriptedQuoteServer, int]:
+        server = ScriptedQuoteServer(list(behaviours), clock=self.reactor)
+        return server, server.listen(self)
+
     async def test_fetches_a_fresh_quote_from_the_simulator(self):
         _, port = listen_simulator(self, seed=8)
-        client = LegacyQuoteClient("127.0.0.1", port)
+        client = self.client(port)
         quote = await client.fetch("IBM", "carol")
         assert (quote.symbol, quote.user, quote.fresh) == ("IBM", "carol", True)
         assert quote.price == simulated_price_cents(8, "IBM", quote.quote_time)
@@ -101,7 +114,7 @@ class LegacyClientTest(TestCase):
 
     async def test_a_fetch_logs_nothing_of_its_connections(self):
         _, port = listen_simulator(self, seed=8)
-        client = LegacyQuoteClient("127.0.0.1", port)
+        client = self.client(port)
         logged: list[dict] = []
         globalLogPublisher.addObserver(logged.append)
         try:
@@ -111,16 +124,15 @@ class LegacyClientTest(TestCase):
         assert [e for e in logged if "factory" in str(e.get("log_format", "")).lower()] == []
 
     async def _fails_on(self, reply: bytes, *, close: bool = True) -> None:
-        server = ScriptedQuoteServer([Behaviour(reply=reply, close=close)])
-        port = server.listen(self)
-        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=1.0,
-                                   max_requests=2)
-        started = time.monotonic()
+        server, port = self.scripted(Behaviour(reply=reply, close=close))
+        client = self.client(port, timeout=5.0, hedge_after=1.0, max_requests=2)
+        d = client.fetch("ABC", "bob")
+        # The clock stands still: a failed attempt starts the next at once, not on the timer,
+        # and both failing ends the fetch.
+        await wait_until(lambda: d.called)
         with pytest.raises(QuoteUnavailable) as caught:
-            await client.fetch("ABC", "bob")
+            await d
         assert caught.value.symbol == "ABC"
-        # a failed attempt starts the hedge at once; both failing ends the fetch before the timeout
-        assert time.monotonic() - started < 4.0
         assert (client.fetches, client.requests_sent, client.failures) == (1, 2, 1)
         assert server.requests == [b"ABC,bob\n", b"ABC,bob\n"]
         await server.all_closed()
@@ -153,76 +165,81 @@ class LegacyClientTest(TestCase):
         await self._fails_on(b"1" * 5000, close=False)
 
     async def test_a_refused_connection_is_quote_unavailable(self):
-        client = LegacyQuoteClient("127.0.0.1", _closed_port(), timeout=5.0, hedge_after=1.0,
-                                   max_requests=2)
+        client = self.client(_closed_port(), timeout=5.0, hedge_after=1.0, max_requests=2)
+        d = client.fetch("ABC", "bob")
+        await wait_until(lambda: d.called)  # the clock stands still: no timer ended it
         with pytest.raises(QuoteUnavailable):
-            await client.fetch("ABC", "bob")
+            await d
         assert (client.requests_sent, client.failures) == (2, 1)
 
-    async def test_a_silent_server_times_out_within_the_bound(self):
-        server = ScriptedQuoteServer([Behaviour(reply=None)])
-        port = server.listen(self)
-        client = LegacyQuoteClient("127.0.0.1", port, timeout=0.3, hedge_after=0.1,
-                                   max_requests=2)
-        started = time.monotonic()
+    async def test_a_silent_server_fails_the_fetch_at_its_timeout_not_before(self):
+        server, port = self.scripted(Behaviour(reply=None))
+        client = self.client(port, timeout=0.3, hedge_after=0.1, max_requests=2)
+        d = client.fetch("ABC", "bob")
+        await wait_until(lambda: len(server.requests) == 1)
+        self.reactor.advance(0.1)  # the hedge goes out
+        await wait_until(lambda: len(server.requests) == 2)
+        self.reactor.advance(0.199)
+        assert not d.called
+        self.reactor.advance(0.001)
         with pytest.raises(QuoteUnavailable) as caught:
-            await client.fetch("ABC", "bob")
-        elapsed = time.monotonic() - started
-        assert 0.29 <= elapsed < 3.0
+            await d
         assert "0.3 s" in caught.value.reason
         assert (client.requests_sent, client.failures) == (2, 1)
         await server.all_closed()  # both attempts were aborted
 
     async def test_a_slow_first_reply_is_hedged_and_the_hedge_wins(self):
-        server = ScriptedQuoteServer(
-            [
-                Behaviour(reply=b"1.00,ABC,bob,1700000000000,slow\n", delay=3.0),
-                Behaviour(reply=b"2.00,ABC,bob,1700000000001,fast\n"),
-            ]
+        server, port = self.scripted(
+            Behaviour(reply=b"1.00,ABC,bob,1700000000000,slow\n", delay=3.0),
+            Behaviour(reply=b"2.00,ABC,bob,1700000000001,fast\n"),
         )
-        port = server.listen(self)
-        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=0.05,
-                                   max_requests=2)
-        quote = await client.fetch("ABC", "bob")
+        client = self.client(port, timeout=5.0, hedge_after=0.05, max_requests=2)
+        d = client.fetch("ABC", "bob")
+        await wait_until(lambda: len(server.requests) == 1)
+        self.reactor.advance(0.05)
+        quote = await d
         assert (quote.price, quote.cryptokey) == (200, "fast")
         assert (client.fetches, client.requests_sent, client.failures) == (1, 2, 0)
         await server.all_closed()  # the slow attempt was aborted, not left waiting
 
     async def test_a_fast_first_reply_sends_no_hedge(self):
         _, port = listen_simulator(self)
-        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=2.0)
+        client = self.client(port, timeout=5.0, hedge_after=2.0)
         for _ in range(3):
             await client.fetch("ABC", "bob")
         assert (client.fetches, client.requests_sent) == (3, 3)
 
     async def test_the_first_attempt_can_still_win_after_the_hedge_went_out(self):
-        server = ScriptedQuoteServer(
-            [
-                Behaviour(reply=b"1.00,ABC,bob,1700000000000,first\n", delay=0.2),
-                Behaviour(reply=None),
-            ]
+        server, port = self.scripted(
+            Behaviour(reply=b"1.00,ABC,bob,1700000000000,first\n", delay=0.2),
+            Behaviour(reply=None),
         )
-        port = server.listen(self)
-        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=0.05,
-                                   max_requests=2)
-        quote = await client.fetch("ABC", "bob")
+        client = self.client(port, timeout=5.0, hedge_after=0.05, max_requests=2)
+        d = client.fetch("ABC", "bob")
+        await wait_until(lambda: len(server.requests) == 1)
+        self.reactor.advance(0.05)  # the hedge goes out
+        await wait_until(lambda: len(server.requests) == 2)
+        self.reactor.advance(0.15)  # the first attempt's reply is written
+        quote = await d
         assert quote.cryptokey == "first"
         assert client.requests_sent == 2
         await server.all_closed()
 
     async def test_the_legacy_simulator_is_served_by_hedging(self):
+        # Both on the real clock: the simulator's real legacy latencies against real hedging.
         _, port = listen_simulator(self, seed=2, latency=Latency.parse("legacy"))
-        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=0.05, max_requests=3)
+        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=0.05,
+                                   max_requests=3)
         quotes = [await client.fetch(sym, "bob") for sym in ["A", "B", "C", "D", "E", "F"]]
         assert [q.symbol for q in quotes] == ["A", "B", "C", "D", "E", "F"]
         assert client.requests_sent >= client.fetches == 6
 
     async def test_cancelling_a_fetch_aborts_its_connections(self):
-        server = ScriptedQuoteServer([Behaviour(reply=None)])
-        port = server.listen(self)
-        client = LegacyQuoteClient("127.0.0.1", port, timeout=5.0, hedge_after=0.05,
-                                   max_requests=2)
+        server, port = self.scripted(Behaviour(reply=None))
+        client = self.client(port, timeout=5.0, hedge_after=0.05, max_requests=2)
         d = client.fetch("ABC", "bob")
+        await wait_until(lambda: len(server.requests) == 1)
+        self.reactor.advance(0.05)
         await wait_until(lambda: server.connections == 2 and len(server.requests) == 2)
         d.cancel()
         with pytest.raises(CancelledError):

@@ -29,7 +29,7 @@ from server.quotes.simulator import (
     simulated_cryptokey,
     simulated_price_cents,
 )
-from tests.quotes.quote_servers import listen_simulator
+from tests.quotes.quote_servers import FakeClockReactor, listen_simulator, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 SYMBOLS = ["A", "AB", "ABC", "XYZ", "Q", "IBM", "GO", "ZZZ"]
@@ -176,11 +176,18 @@ class SimulatorOverTcpTest(TestCase):
         reply = await exchange(port, b"XYZ,amy\r\n")
         parse_quote_reply(reply.rstrip(b"\n"), "XYZ", "amy")
 
-    async def test_fixed_latency_delays_the_reply(self):
-        _, port = listen_simulator(self, latency=Latency.parse("fixed:150"))
-        started = time.monotonic()
-        await exchange(port, b"ABC,bob\n")
-        assert time.monotonic() - started >= 0.14
+    async def test_fixed_latency_delays_the_reply_by_its_ms_on_the_simulators_clock(self):
+        fake = FakeClockReactor()
+        simulator, port = listen_simulator(self, on=fake, latency=Latency.parse("fixed:150"))
+        answered = exchange(port, b"ABC,bob\n")
+        # The request was read once its reply, not the idle timeout, is what waits.
+        await wait_until(lambda: [c.getTime() for c in fake.getDelayedCalls()] == [0.15])
+        fake.advance(0.149)
+        assert simulator.requests_served == 0
+        fake.advance(0.001)
+        assert simulator.requests_served == 1
+        quote = parse_quote_reply((await answered)[:-1], "ABC", "bob")
+        assert quote.quote_time == 150  # stamped with the simulator's clock
 
     async def test_prices_file_sets_exact_prices(self):
         prices = self.tmp_path / "prices.json"
