@@ -18,7 +18,7 @@ from server.quotes.legacy_client import LegacyQuoteClient
 from server.quotes.redis_client import TwistedRedis
 from server.quotes.redis_server import EmbeddedRedis
 from server.quotes.simulator import Latency
-from tests.quotes.quote_servers import listen_simulator, wait_until
+from tests.quotes.quote_servers import FakeClockReactor, listen_simulator, wait_until
 
 _prefixes = itertools.count()
 
@@ -180,10 +180,20 @@ class QuoteCacheTest(TestCase):
     async def test_a_lock_holder_that_never_finishes_is_waited_for_only_lock_wait(self):
         simulator, port = self.start_simulator()
         self.redis_sync().set(self.prefix + "ABC:lock", "a-dead-shard", px=60_000)
-        cache = self.make_cache(port, lock_wait=0.3)
-        started = time.monotonic()
-        quote = await cache.get("ABC", "bob", now_ms())
-        assert 0.29 <= time.monotonic() - started < 5.0
+        fake = FakeClockReactor()  # the cache's polls wait on it; Redis and the fetch are real
+        cache = self.make_cache(port, lock_wait=0.3, reactor=fake)
+        d = cache.get("ABC", "bob", now_ms())
+        for _ in range(100):  # the polls back off from 5 to 50 ms: about ten in 0.3 s
+            await wait_until(lambda: fake.getDelayedCalls() or cache.fetches)
+            if cache.fetches:
+                break
+            assert simulator.requests_served == 0  # still waiting for the holder
+            (poll,) = fake.getDelayedCalls()
+            fake.advance(poll.getTime() - fake.seconds())
+        else:
+            raise AssertionError("the cache never stopped waiting for the lock holder")
+        assert fake.seconds() == pytest.approx(0.3)  # it fetched itself once lock_wait was over
+        quote = await d
         assert quote.fresh
         assert (cache.lock_waits, cache.fetches, simulator.requests_served) == (1, 1, 1)
 
