@@ -1,51 +1,42 @@
-"""The whole system on 127.0.0.1: a workload replayed through the server agrees with the engine."""
+"""The whole system on 127.0.0.1 against the pure engine (tests/server/oracle.py): a workload
+replayed through the server, trigger firings at controlled prices and pending BUY/SELL expiry
+agree with the engine in replies, pushed events, DISPLAY_SUMMARY and the DUMPLOG audit log."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from typing import Any
 
 import pytest
 
 from bench.workload import read_workload, shipped
 from protocol.client import DaytradeClient
-from protocol.errors import ProtocolError
-from protocol.parser import parse_request
-from protocol.quote import PriceQuote
 from server.audit.validate import validate_log
-from server.shards.engine import Engine, NeedQuote, summary
 from tests.server.conftest import workload_prices
+from tests.server.journal_helpers import Wire, dumplog, operator, user_of_shard
+from tests.server.oracle import (
+    T0,
+    Oracle,
+    comparable,
+    comparable_reply,
+    oracle_audit,
+    server_audit,
+)
 
 pytestmark = pytest.mark.e2e
 
+#: A BUY or SELL not committed within this many ms is released (the spec's 60 s).
+PENDING_LIFETIME_MS = 60_000
 
-def engine_replay(name: str, prices: dict[str, int]) -> Engine:
+
+def engine_replay(name: str, prices: dict[str, int]) -> Oracle:
     """The same workload through the pure engine, every quote at the fixed price."""
-    engine = Engine()
-    now = 1_764_072_000_000
+    oracle = Oracle(prices)
     for item in read_workload(shipped(name)):
-        if item.command == "DUMPLOG":
-            continue
-        try:
-            cmd = parse_request(f"[{item.txn}] {item.text}")
-        except ProtocolError:
-            continue  # answered with an error, changes nothing
-        outcome = engine.execute(cmd, now)
-        if isinstance(outcome, NeedQuote):
-            quote = PriceQuote(outcome.symbol, prices[outcome.symbol], now, "k", outcome.user)
-            engine.execute(cmd, now, quote)
-    return engine
-
-
-def comparable(result: dict) -> dict:
-    """A DISPLAY_SUMMARY result without the wall-clock parts (times, expiries)."""
-    out = dict(result)
-    out["pending_buys"] = [{k: v for k, v in p.items() if k != "expires_at"}
-                           for p in result["pending_buys"]]
-    out["pending_sells"] = [{k: v for k, v in p.items() if k != "expires_at"}
-                            for p in result["pending_sells"]]
-    out["transactions"] = [{k: v for k, v in t.items() if k != "time"}
-                           for t in result["transactions"]]
-    return out
+        if item.command != "DUMPLOG":
+            oracle.run(item.txn, item.text, T0)
+    return oracle
 
 
 async def replay_through_server(host: str, port: int, token: str, name: str):
@@ -84,7 +75,144 @@ def test_ten_user_workload_through_the_server_matches_the_pure_engine(system_fac
     assert dump_path.startswith(str(system.data_dir))
     assert validate_log(dump_path) == []
 
-    engine = engine_replay("10user.txt", prices)
+    oracle = engine_replay("10user.txt", prices)
     for user, result in summaries.items():
-        expected = summary(engine.accounts[user])
-        assert comparable(result) == comparable(expected), user
+        assert comparable(result) == comparable(oracle.summary(user)), user
+
+
+# --- timers: trigger firings and pending expiry -------------------------------------------------
+
+#: The quote simulator's prices (cents) in the timer comparisons; fixed, so a trigger crosses or
+#: not from the moment it is armed, whenever the sweep gets to it.
+TIMER_PRICES = {"TBA": 2_000, "TSB": 1_000, "TNO": 5_000, "TCX": 3_000}
+
+
+def timer_users() -> dict[str, str]:
+    """The scenario's users by role, on both shards of two."""
+    return {name: user_of_shard(shard, 2, name)
+            for name, shard in (("ann", 0), ("bob", 1), ("cat", 0), ("dan", 1), ("eve", 0))}
+
+
+def run_on_both(op: Wire, oracle: Oracle, lines: list[str], first_txn: int, now: int) -> int:
+    """Each line through the server (explicit txns from `first_txn` on) and through the oracle
+    at `now`, their replies compared; the next free txn."""
+    for txn, line in enumerate(lines, first_txn):
+        reply = op.ask(f"[{txn}] {line}")
+        expected = oracle.run(txn, line, now)
+        assert expected is not None, line
+        assert comparable_reply(reply) == comparable_reply(expected), line
+    return first_txn + len(lines)
+
+
+def pushed(op: Wire, name: str, count: int, timeout: float) -> list[dict[str, Any]]:
+    """The `name` events pushed to `op` once there are `count` of them; AssertionError naming
+    those that came if fewer came within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = [event for _, event in op.events if event["event"] == name]
+        if len(got) >= count:
+            return got
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{len(got)} of {count} {name} events within {timeout} s: {got}")
+        reply = op.poll(min(left, 0.2))
+        assert reply is None, f"a reply nobody asked for: {reply}"
+
+
+def assert_summaries_and_audit_agree(system, op: Wire, oracle: Oracle, users: list[str]) -> None:
+    """The DUMPLOG audit log holds the oracle's events, and every user's DISPLAY_SUMMARY is
+    the oracle's (the dump first: DISPLAY_SUMMARY is audited too)."""
+    path = dumplog(system, op, "oracle.xml")
+    assert validate_log(path) == []
+    assert server_audit(path) == oracle_audit(oracle)
+    for user in users:
+        reply = op.ask(f"DISPLAY_SUMMARY,{user}")
+        assert reply["ok"], reply
+        assert comparable(reply["result"]) == comparable(oracle.summary(user)), user
+
+
+def test_trigger_firings_through_the_server_match_the_pure_engine(system_factory):
+    """Buy and sell triggers armed at fixed prices, some crossing and some not, one cancelled:
+    the sweep fires exactly the crossing ones, and the pushed trigger_fired events, the audit
+    log and every DISPLAY_SUMMARY are those of the engine firing the same triggers under the
+    txns the gateway gave the firings. A crossing trigger is armed by its user's last line, so
+    when the sweep fires it does not change what the user's other lines saw."""
+    u = timer_users()
+    ann, bob, cat, dan, eve = (u[k] for k in ("ann", "bob", "cat", "dan", "eve"))
+    assert ann < eve  # both cross on TBA: ann is armed first and comes first in a sweep too
+    lines = [
+        f"ADD,{ann},1000.00", f"SET_BUY_AMOUNT,{ann},TNO,80.00",
+        f"SET_BUY_TRIGGER,{ann},TNO,40.00",  # TNO at 50.00 stays above: never fires
+        f"SET_BUY_AMOUNT,{ann},TBA,150.00", f"SET_BUY_TRIGGER,{ann},TBA,21.00",  # fires
+        f"ADD,{bob},1000.00", f"BUY,{bob},TSB,300.00", f"COMMIT_BUY,{bob}",
+        f"SET_BUY_AMOUNT,{bob},TCX,50.00", f"SET_BUY_TRIGGER,{bob},TCX,29.00",
+        f"CANCEL_SET_BUY,{bob},TCX",  # released before anything could fire it
+        f"SET_SELL_AMOUNT,{bob},TSB,120.00", f"SET_SELL_TRIGGER,{bob},TSB,9.50",  # fires
+        f"ADD,{cat},500.00", f"BUY,{cat},TSB,100.00", f"COMMIT_BUY,{cat}",
+        f"SET_SELL_AMOUNT,{cat},TSB,50.00",
+        f"SET_SELL_TRIGGER,{cat},TSB,11.00",  # TSB at 10.00 stays below: never fires
+        f"SET_BUY_AMOUNT,{cat},TNO,100.00", f"SET_BUY_TRIGGER,{cat},TNO,55.00",  # fires
+        f"ADD,{dan},200.00", f"SET_SELL_TRIGGER,{dan},TNO,10.00",  # no amount set: refused
+        f"SET_BUY_AMOUNT,{dan},TBA,100.00", f"SET_BUY_TRIGGER,{dan},TBA,19.00",  # never
+        f"BUY,{dan},TCX,60.00", f"COMMIT_BUY,{dan}", f"SET_SELL_AMOUNT,{dan},TCX,30.00",
+        f"CANCEL_SET_SELL,{dan},TCX",
+        f"ADD,{eve},300.00", f"SET_BUY_AMOUNT,{eve},TBA,60.00",
+        f"SET_BUY_TRIGGER,{eve},TBA,25.00",  # fires, after ann's on the same symbol
+    ]
+    system = system_factory(prices=TIMER_PRICES, sweep_interval=0.2)
+    oracle = Oracle(TIMER_PRICES)
+    with operator(system) as op:
+        for user in u.values():
+            assert op.ask(f"WATCH,{user}")["ok"]
+        run_on_both(op, oracle, lines, 1, T0)
+        crossing = oracle.crossings(T0)
+        assert crossing == {(ann, "buy", "TBA"), (eve, "buy", "TBA"), (bob, "sell", "TSB"),
+                            (cat, "buy", "TNO")}  # the scenario is what it says
+        fired = pushed(op, "trigger_fired", len(crossing), timeout=30)
+        assert {(e["user"], e["side"], e["symbol"]) for e in fired} == crossing
+        for symbol in sorted({e["symbol"] for e in fired}):
+            oracle.fire(symbol, sorted(e["txn"] for e in fired if e["symbol"] == symbol), T0)
+        assert sorted(fired, key=lambda e: e["txn"]) == sorted(oracle.pushes,
+                                                               key=lambda e: e["txn"])
+        assert op.poll(1.0) is None  # five more sweeps fire nothing else
+        assert len([e for _, e in op.events if e["event"] == "trigger_fired"]) == len(crossing)
+        assert_summaries_and_audit_agree(system, op, oracle, list(u.values()))
+
+
+@pytest.mark.soak
+def test_pending_expiry_through_the_server_matches_the_pure_engine(system_factory):
+    """(soak: it waits the real 60 s) BUYs and SELLs left pending, beside committed and
+    cancelled ones, are released 60 s after their stamp: the pushed pending_expired events are
+    the engine's expiry's, and so are the replies of what the users do afterwards (a commit
+    finds nothing; the shares and cash released can be used again), the audit log and every
+    DISPLAY_SUMMARY."""
+    u = timer_users()
+    ann, bob, cat = u["ann"], u["bob"], u["cat"]
+    before = [
+        f"ADD,{ann},1000.00", f"BUY,{ann},TBA,100.00",  # left pending: expires
+        f"BUY,{ann},TSB,50.00", f"COMMIT_BUY,{ann}",  # commits the newest, TSB
+        f"BUY,{ann},TNO,100.00", f"CANCEL_BUY,{ann}",
+        f"ADD,{bob},500.00", f"BUY,{bob},TSB,200.00", f"COMMIT_BUY,{bob}",
+        f"SELL,{bob},TSB,100.00",  # left pending: expires, its 10 shares come back
+        f"SELL,{bob},TSB,50.00", f"COMMIT_SELL,{bob}",
+        f"ADD,{cat},100.00", f"BUY,{cat},TBA,40.00",  # left pending: expires
+    ]
+    after = [
+        f"COMMIT_BUY,{cat}", f"COMMIT_SELL,{bob}",  # nothing left to commit
+        f"SELL,{bob},TSB,150.00", f"COMMIT_SELL,{bob}",  # the released shares sell again
+        f"BUY,{ann},TBA,120.00", f"COMMIT_BUY,{ann}",
+    ]
+    system = system_factory(prices=TIMER_PRICES)
+    oracle = Oracle(TIMER_PRICES)
+    with operator(system) as op:
+        for user in (ann, bob, cat):
+            assert op.ask(f"WATCH,{user}")["ok"]
+        txn = run_on_both(op, oracle, before, 1, T0)
+        oracle.expire(T0 + PENDING_LIFETIME_MS)
+        assert len(oracle.pushes) == 3  # the scenario is what it says
+        expired = pushed(op, "pending_expired", len(oracle.pushes),
+                         timeout=PENDING_LIFETIME_MS / 1000 + 60)
+        by_entry = sorted(expired, key=lambda e: (e["user"], e["txn"]))
+        assert by_entry == sorted(oracle.pushes, key=lambda e: (e["user"], e["txn"]))
+        run_on_both(op, oracle, after, txn, T0 + PENDING_LIFETIME_MS + 1_000)
+        assert_summaries_and_audit_agree(system, op, oracle, [ann, bob, cat])
