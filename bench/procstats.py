@@ -1,25 +1,28 @@
-"""CPU time and memory of the server's processes, read from /proc (Linux only, no psutil).
+"""CPU time, memory, disk writes and threads of the server's processes, through psutil.
 
-A `ProcessTree` is a root pid and all its descendants, found again now and then (a shard may be
-restarted). CPU is utime+stime of each process (all its threads); memory is VmRSS now and VmHWM,
-the process's own peak; disk writes are `write_bytes` of /proc/<pid>/io (bytes the process sent to
-the storage layer: the journal, the WAL, DUMPLOG's files), which only the process's own user (or
-root) may read: unreadable, it is None and reported "n/a".
+psutil gives the figures this module used to parse out of /proc by hand, the same counters:
+CPU is utime+stime of each process (all its threads), memory its RSS, disk writes `write_bytes`
+of /proc/<pid>/io (bytes sent to the storage layer: the journal, the WAL, DUMPLOG's files; only
+the process's own user or root may read them: unreadable, they are None and reported "n/a").
 
-Threads: at the marks of a run (not at every memory sample) each process's threads are read from
-/proc/<pid>/task/<tid>/stat: the thread's name (its `comm`, the same as .../comm; what the thread
-set with prctl(PR_SET_NAME), else the one it inherited) and its utime+stime. Unreadable, a
+Two figures psutil does not give are still read from /proc (Linux): a process's own peak RSS
+(VmHWM in /proc/<pid>/status) and each thread's name (/proc/<pid>/task/<tid>/comm: what the
+thread set with prctl(PR_SET_NAME), else the one it inherited). Threads (psutil's CPU per thread
+with those names) are read at the marks of a run, not at every memory sample; unreadable, a
 process's threads are None and reported "n/a".
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
+
+import psutil
 
 PROC = Path("/proc")
-_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+#: What makes a process unreadable for psutil: gone, someone else's, or a zombie.
+_UNREADABLE = (psutil.NoSuchProcess, psutil.AccessDenied)
 
 
 @dataclass(frozen=True)
@@ -54,110 +57,94 @@ def _read(path: Path) -> str | None:
         return None
 
 
-def parent_of(pid: int, proc: Path = PROC) -> int | None:
-    """The parent pid, or None if the process is gone."""
-    stat = _read(proc / str(pid) / "stat")
-    if stat is None:
-        return None
-    return int(stat[stat.rfind(")") + 2:].split()[1])
-
-
-def descendants(root: int, proc: Path = PROC) -> list[int]:
+def descendants(root: int) -> list[int]:
     """`root` (if alive) and every process below it."""
-    children: dict[int, list[int]] = {}
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        ppid = parent_of(int(entry.name), proc)
-        if ppid is not None:
-            children.setdefault(ppid, []).append(int(entry.name))
-    if not (proc / str(root)).exists():
-        return []
-    found, stack = [], [root]
-    while stack:
-        pid = stack.pop()
-        found.append(pid)
-        stack.extend(children.get(pid, ()))
-    return sorted(found)
-
-
-def io_counters(pid: int, proc: Path = PROC) -> dict[str, int] | None:
-    """The process's /proc/<pid>/io counters (`write_bytes`, ...), or None when unreadable
-    (gone, another user's process, no such file) or malformed."""
-    text = _read(proc / str(pid) / "io")
-    if not text:
-        return None
-    counters = {}
-    for line in text.splitlines():
-        name, sep, value = line.partition(":")
-        if not sep:
-            continue
-        try:
-            counters[name.strip()] = int(value)
-        except ValueError:
-            return None
-    return counters
-
-
-def write_bytes(pid: int, proc: Path = PROC) -> int | None:
-    """Bytes the process has written to storage (`write_bytes`), or None when unreadable."""
-    counters = io_counters(pid, proc)
-    return counters.get("write_bytes") if counters is not None else None
-
-
-def _parse_stat(stat: str) -> tuple[str, float]:
-    """(name, utime+stime seconds) from a /proc stat line; ValueError/IndexError if malformed."""
-    name = stat[stat.index("(") + 1:stat.rindex(")")]
-    fields = stat[stat.rindex(")") + 2:].split()
-    return name, (int(fields[11]) + int(fields[12])) / _TICK
-
-
-def threads(pid: int, proc: Path = PROC) -> dict[int, ThreadSample] | None:
-    """Every thread of the process now, by tid; None when /proc/<pid>/task is unreadable (a
-    thread that ends while being read, or whose stat is unreadable, is left out)."""
-    task = proc / str(pid) / "task"
     try:
-        tids = sorted(int(entry.name) for entry in task.iterdir() if entry.name.isdigit())
-    except OSError:
+        below = psutil.Process(root).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+    return sorted([root, *(child.pid for child in below)])
+
+
+def _write_bytes(process: psutil.Process) -> int | None:
+    try:
+        return process.io_counters().write_bytes
+    except _UNREADABLE:
         return None
-    found = {}
-    for tid in tids:
-        stat = _read(task / str(tid) / "stat")
-        if stat is None:
-            continue
-        try:
-            name, cpu = _parse_stat(stat)
-        except (ValueError, IndexError):
-            continue
-        found[tid] = ThreadSample(tid, name, cpu)
-    return found if found else None
 
 
-def sample(pid: int, name: str | None = None, proc: Path = PROC, *,
-           with_threads: bool = False) -> ProcSample | None:
+def write_bytes(pid: int) -> int | None:
+    """Bytes the process has written to storage (`write_bytes`), or None when unreadable."""
+    try:
+        return _write_bytes(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return None
+
+
+def peak_rss_kb(pid: int, proc: Path = PROC) -> int | None:
+    """The process's own peak RSS (VmHWM; psutil does not give it): None when /proc/<pid>/status
+    is unreadable (gone), 0 when it has none (a zombie)."""
+    status = _read(proc / str(pid) / "status")
+    if status is None:
+        return None
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def thread_name(pid: int, tid: int, proc: Path = PROC) -> str | None:
+    """The kernel's name of a thread (psutil gives threads' CPU, not their names)."""
+    comm = _read(proc / str(pid) / "task" / str(tid) / "comm")
+    return comm.removesuffix("\n") if comm else None
+
+
+def _threads(process: psutil.Process) -> dict[int, ThreadSample] | None:
+    try:
+        found = process.threads()
+    except _UNREADABLE:
+        return None
+    named = {}
+    for thread in found:
+        name = thread_name(process.pid, thread.id)
+        if name is not None:  # None: it ended while being read
+            named[thread.id] = ThreadSample(thread.id, name,
+                                            thread.user_time + thread.system_time)
+    return named or None
+
+
+def threads(pid: int) -> dict[int, ThreadSample] | None:
+    """Every thread of the process now, by tid; None when its threads are unreadable (a thread
+    that ends while being read is left out)."""
+    try:
+        return _threads(psutil.Process(pid))
+    except psutil.NoSuchProcess:
+        return None
+
+
+def sample(pid: int, name: str | None = None, *, with_threads: bool = False
+           ) -> ProcSample | None:
     """The process's CPU seconds, memory and disk writes now (and its threads when asked), or
     None if it is gone."""
-    stat = _read(proc / str(pid) / "stat")
-    status = _read(proc / str(pid) / "status")
-    if stat is None or status is None:
+    try:
+        process = psutil.Process(pid)
+        with process.oneshot():
+            cpu = process.cpu_times()
+            rss_kb = process.memory_info().rss // 1024
+            written = _write_bytes(process)
+            found = _threads(process) if with_threads else None
+    except _UNREADABLE:
         return None
-    fields = stat[stat.rfind(")") + 2:].split()
-    cpu = (int(fields[11]) + int(fields[12])) / _TICK
-    rss = hwm = 0
-    for line in status.splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1])
-        elif line.startswith("VmHWM:"):
-            hwm = int(line.split()[1])
-    return ProcSample(pid, name if name is not None else describe(pid, proc), cpu, rss, hwm,
-                      write_bytes(pid, proc), threads(pid, proc) if with_threads else None)
+    hwm_kb = peak_rss_kb(pid)
+    if hwm_kb is None:
+        return None
+    return ProcSample(pid, name if name is not None else describe(pid), cpu.user + cpu.system,
+                      rss_kb, hwm_kb, written, found)
 
 
-def describe(pid: int, proc: Path = PROC) -> str:
+def role_of(command_line: list[str]) -> str:
     """A short name for a server process, from its command line."""
-    raw = _read(proc / str(pid) / "cmdline") or ""
-    args = [a for a in raw.split("\0") if a]
-    text = " ".join(args)
+    text = " ".join(command_line)
     if "redis-server" in text:
         return "redis"
     if "daytrade" in text and " quotes" in text:
@@ -170,33 +157,23 @@ def describe(pid: int, proc: Path = PROC) -> str:
         return "worker"
     if "bench.calibrate" in text:
         return "calibration"
-    return Path(args[0]).name if args else "?"
+    return Path(command_line[0]).name if command_line else "?"
 
 
-def listener_pid(port: int, proc: Path = PROC) -> int | None:
+def describe(pid: int) -> str:
+    """A short name for a server process, from its command line ("?" when unreadable)."""
+    try:
+        return role_of(psutil.Process(pid).cmdline())
+    except _UNREADABLE:
+        return "?"
+
+
+def listener_pid(port: int) -> int | None:
     """The pid of the local process listening on TCP `port` (None if not found or not ours)."""
-    inodes = set()
-    for table in ("net/tcp", "net/tcp6"):
-        text = _read(proc / table) or ""
-        for line in text.splitlines()[1:]:
-            parts = line.split()
-            if len(parts) > 9 and parts[3] == "0A" and int(parts[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(parts[9])
-    if not inodes:
-        return None
-    wanted = {f"socket:[{inode}]" for inode in inodes}
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            for fd in (entry / "fd").iterdir():
-                try:
-                    if os.readlink(fd) in wanted:
-                        return int(entry.name)
-                except OSError:
-                    continue
-        except OSError:
-            continue
+    for connection in psutil.net_connections("tcp"):
+        if (connection.status == psutil.CONN_LISTEN and connection.laddr
+                and connection.laddr.port == port and connection.pid is not None):
+            return connection.pid
     return None
 
 
@@ -232,21 +209,34 @@ class ProcessTree:
         return samples
 
 
-def machine_cpu(proc: Path = PROC) -> tuple[float, float]:
-    """(busy, idle) CPU seconds of the whole machine since boot, all cores summed (/proc/stat)."""
-    text = _read(proc / "stat") or ""
-    for line in text.splitlines():
-        if line.startswith("cpu "):
-            ticks = [int(x) for x in line.split()[1:]]
-            idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle + iowait
-            return (sum(ticks[:8]) - idle) / _TICK, idle / _TICK
-    return 0.0, 0.0
+class MachineCpuTimes(Protocol):
+    """The fields of psutil.cpu_times() on Linux that busy_and_idle reads."""
+
+    user: float
+    nice: float
+    system: float
+    idle: float
+    iowait: float
+    irq: float
+    softirq: float
+    steal: float
 
 
-def load_average(proc: Path = PROC) -> float | None:
+def busy_and_idle(times: MachineCpuTimes) -> tuple[float, float]:
+    """(busy, idle) seconds of psutil.cpu_times(): waiting for I/O counts as idle, as `top` has
+    it; guest time is already inside user time."""
+    busy = times.user + times.nice + times.system + times.irq + times.softirq + times.steal
+    return busy, times.idle + times.iowait
+
+
+def machine_cpu() -> tuple[float, float]:
+    """(busy, idle) CPU seconds of the whole machine since boot, all cores summed."""
+    return busy_and_idle(psutil.cpu_times())
+
+
+def load_average() -> float:
     """The 1-minute load average."""
-    text = _read(proc / "loadavg")
-    return float(text.split()[0]) if text else None
+    return psutil.getloadavg()[0]
 
 
 def writes_between(before: dict[int, ProcSample], after: dict[int, ProcSample]
