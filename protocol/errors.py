@@ -26,6 +26,7 @@ class ErrorCode(StrEnum):
     NO_HOLDING = "no_holding"
     QUOTE_UNAVAILABLE = "quote_unavailable"
     BUSY = "busy"
+    SHARD_UNAVAILABLE = "shard_unavailable"
     INTERNAL = "internal"
 
     def __str__(self) -> str:

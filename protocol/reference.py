@@ -145,6 +145,8 @@ ERRORS: tuple[tuple[E, str], ...] = (
     (E.NO_HOLDING, "the user owns no shares of this symbol."),
     (E.QUOTE_UNAVAILABLE, "the quote server did not answer in time; retry."),
     (E.BUSY, "nothing was applied; retry the same line later."),
+    (E.SHARD_UNAVAILABLE, "the user's shard runs on another host and cannot be reached now; "
+                          "nothing was applied; retry later."),
     (E.INTERNAL, "the outcome is unknown; retry with the same txn and the reply says which."),
 )
 

@@ -25,3 +25,12 @@ def listen_tls(reactor: Any, factory: Any, port: int, cert_path: str | Path,
     """Listen for TLS clients of `factory` on `port` (0: any free port); the listening port."""
     return reactor.listenSSL(port, factory, certificate_options(cert_path, key_path),
                              interface=interface, backlog=1024)
+
+
+def client_options(hostname: str, ca_path: str | Path) -> Any:
+    """Twisted's client-side TLS options that trust the PEM certificate in `ca_path` (a CA, or
+    a shard's own self-signed certificate) for `hostname` (TLS 1.2 or newer)."""
+    from twisted.internet import ssl
+
+    authority = ssl.Certificate.loadPEM(Path(ca_path).read_text())
+    return ssl.optionsForClientTLS(hostname, trustRoot=authority)

@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
         port,
         url,
     )
+    from server.cluster import parse_shard_flag
     from server.quotes.legacy_client import (
         DEFAULT_HEDGE_AFTER,
         DEFAULT_HEDGE_BUDGET,
@@ -101,6 +102,19 @@ def _parser() -> argparse.ArgumentParser:
                     help="PEM private key of --tls-cert")
     ap.add_argument("--tls-port", type=port, metavar="PORT",
                     help="TLS port (default: --port + 1; 0: any free port)")
+    remote = ap.add_argument_group(
+        "remote shards", "connect to `daytrade shard` processes instead of starting shards")
+    remote.add_argument("--shard", action="append", type=parse_shard_flag, default=[],
+                        metavar="K=HOST:PORT", help="shard K's address (repeat for K = 0 .. N-1)")
+    remote.add_argument("--cluster", metavar="FILE", type=existing_file,
+                        help='a JSON file {"shards": N, "addresses": ["host:port", ...]}')
+    remote.add_argument("--cluster-secret", metavar="FILE", type=existing_file,
+                        help="the secret the shards and the gateway prove they know")
+    remote.add_argument("--shard-wait", type=above_zero, default=3.0, metavar="S",
+                        help="seconds a command waits for an unreachable shard before it is "
+                             "answered shard_unavailable")
+    remote.add_argument("--shard-tls-ca", metavar="FILE", type=existing_file,
+                        help="connect to the shards over TLS, trusting this PEM certificate")
     ap.add_argument("--log-level", default="WARNING", type=str.upper,
                     choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     return ap
@@ -147,6 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--quote-renew-ahead must be 0 or more than --quote-timeout")
     if args.tls_port is not None and not args.tls_cert:
         ap.error("--tls-port needs --tls-cert and --tls-key")
+    remote = _remote_shards(ap, args)
     if args.tls_cert:
         from server.tls import certificate_options
 
@@ -189,6 +204,8 @@ def main(argv: list[str] | None = None) -> int:
         directory = open_directory(location)
         try:
             made_with = directory.partitions()
+            if remote is not None:
+                args.shards = len(remote.addresses)
             args.shards = args.shards or made_with or os.cpu_count() or 2
             directory.claim_partitions(args.shards)
         except PartitionMismatch as exc:
@@ -196,6 +213,9 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         finally:
             directory.close()
+        if remote is not None:  # the shards have their own quote servers and Redis
+            token, token_path = write_operator_token(data_dir)
+            return _serve(args, data_dir, location, "", 0, None, token, token_path, remote)
         if args.quote_server:
             quote_host, quote_port = args.quote_server
         else:
@@ -224,10 +244,40 @@ def main(argv: list[str] | None = None) -> int:
             cleanup()
 
 
+def _remote_shards(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Any:
+    """The remote shards the flags name (None: start local shards)."""
+    from server.cluster import ClusterError, from_file, from_flags
+    from server.shard_pool import RemoteShards
+    from server.shards.handshake import read_secret
+
+    if not (args.shard or args.cluster):
+        for flag in ("cluster_secret", "shard_tls_ca"):
+            if getattr(args, flag):
+                ap.error(f"--{flag.replace('_', '-')} is for remote shards (--shard or --cluster)")
+        return None
+    if args.shard and args.cluster:
+        ap.error("--shard and --cluster exclude each other")
+    if not args.cluster_secret:
+        ap.error("remote shards need --cluster-secret FILE")
+    try:
+        addresses = from_file(args.cluster) if args.cluster else from_flags(args.shard)
+    except ClusterError as exc:
+        ap.error(f"argument {'--cluster' if args.cluster else '--shard'}: {exc}")
+    if args.shards is not None and args.shards != len(addresses):
+        ap.error(f"--shards {args.shards} but {len(addresses)} shard addresses")
+    try:
+        secret = read_secret(args.cluster_secret)
+    except ValueError as exc:
+        ap.error(f"argument --cluster-secret: {exc}")
+    return RemoteShards(addresses, secret, args.shard_wait, args.shard_tls_ca)
+
+
 def _serve(args: argparse.Namespace, data_dir: Path, location: str, quote_host: str,
-           quote_port: int, redis_url: str | None, token: str, token_path: Path) -> int:
+           quote_port: int, redis_url: str | None, token: str, token_path: Path,
+           remote: Any = None) -> int:
     from twisted.internet import reactor
     from twisted.internet.error import CannotListenError
+    from twisted.internet.task import LoopingCall
 
     from server.gateway import Gateway, GatewaySettings, StoreThread, TxnAllocator
     from server.shard_pool import ShardPool
@@ -248,44 +298,56 @@ def _serve(args: argparse.Namespace, data_dir: Path, location: str, quote_host: 
                            crash_at=os.environ.get("DAYTRADE_CRASH_AT") if i == int(
                                os.environ.get("DAYTRADE_CRASH_SHARD", "-1")) else None)
                for i in range(args.shards)]
-    txns = TxnAllocator(_max_txn(open_journal, location, args.shards))
+    # Remote shards tell their highest txn in the handshake instead.
+    txns = TxnAllocator(0 if remote else _max_txn(open_journal, location, args.shards))
     gateway_ref: list[Any] = []
     pool = ShardPool(configs, reactor,
                      on_event=lambda user, ev: gateway_ref[0].push_event(user, ev),
-                     reserve_txns=txns.reserve)
+                     reserve_txns=txns.reserve, remote=remote, seen_txn=txns.seen)
     settings = GatewaySettings(max_in_flight=args.max_in_flight, idle_timeout=args.idle_timeout,
                                rate_limit=args.rate_limit, rate_burst=args.rate_burst)
     store_thread = StoreThread(lambda: open_directory(location))
     gateway = Gateway(pool, store_thread, token, txns, settings, reactor)
     gateway_ref.append(gateway)
 
-    # Listen before any shard starts, so that a port in use leaves nothing running.
-    port: Any = None
-    tls_port: Any = None
-    try:
-        port = reactor.listenTCP(args.port, gateway, interface=args.host, backlog=1024)
-        if args.tls_cert:
-            from server.tls import listen_tls
+    ports: list[Any] = []
+    exit_status = [0]
 
-            wanted = args.tls_port if args.tls_port is not None else (
-                args.port + 1 if args.port else 0)
-            tls_port = listen_tls(reactor, gateway, wanted, args.tls_cert, args.tls_key,
-                                  args.host)
-    except CannotListenError as exc:
-        print(f"daytrade up: cannot listen on {exc.interface or '0.0.0.0'}:{exc.port}: "
-              f"{getattr(exc.socketError, 'strerror', None) or exc.socketError}",
-              file=sys.stderr)
-        if port is not None:
-            port.stopListening()
-        store_thread.stop()
-        return 1
-    host = port.getHost()
-    pool.start()
+    def listen() -> bool:
+        try:
+            ports.append(reactor.listenTCP(args.port, gateway, interface=args.host,
+                                           backlog=1024))
+            if args.tls_cert:
+                from server.tls import listen_tls
+
+                wanted = args.tls_port if args.tls_port is not None else (
+                    args.port + 1 if args.port else 0)
+                ports.append(listen_tls(reactor, gateway, wanted, args.tls_cert, args.tls_key,
+                                        args.host))
+        except CannotListenError as exc:
+            print(f"daytrade up: cannot listen on {exc.interface or '0.0.0.0'}:{exc.port}: "
+                  f"{getattr(exc.socketError, 'strerror', None) or exc.socketError}",
+                  file=sys.stderr)
+            for listening in ports:
+                listening.stopListening()
+            ports.clear()
+            return False
+        return True
+
+    def announce() -> None:
+        host = ports[0].getHost()
+        print(f"daytrade listening on {host.host}:{host.port} with {args.shards} shards"
+              f"{' (remote)' if remote else ''}", flush=True)
+        if len(ports) > 1:
+            tls_host = ports[1].getHost()
+            print(f"daytrade TLS listening on {tls_host.host}:{tls_host.port}", flush=True)
+        print(f"operator token in {token_path}; data in {data_dir}", flush=True)
+        print(f"try: nc {host.host} {host.port}  then  AUTH,<token>  then  ADD,alice,100.00",
+              flush=True)
 
     def shutdown() -> Any:
-        port.stopListening()
-        if tls_port is not None:
-            tls_port.stopListening()
+        for listening in ports:
+            listening.stopListening()
         gateway.close_all()
 
         def stopped(_: Any) -> None:
@@ -293,19 +355,37 @@ def _serve(args: argparse.Namespace, data_dir: Path, location: str, quote_host: 
 
         return pool.stop().addBoth(stopped)
 
+    if remote is None:
+        # Listen before any shard starts, so that a port in use leaves nothing running.
+        if not listen():
+            store_thread.stop()
+            return 1
+        pool.start()
+        announce()
+    else:
+        # Clients are let in once every shard has told its highest txn (the handshake): the
+        # gateway's txns start above them all.
+        pool.start()
+        waiting = LoopingCall(lambda: print(
+            "daytrade up: waiting for shards: " + ", ".join(pool.missing()), flush=True))
+        waiting.clock = reactor
+        waiting.start(5.0, now=False)
+
+        def all_connected(_: Any) -> None:
+            waiting.stop()
+            if listen():
+                announce()
+            else:
+                exit_status[0] = 1
+                reactor.stop()
+
+        pool.ready().addCallback(all_connected)
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
-    print(f"daytrade listening on {host.host}:{host.port} with {args.shards} shards", flush=True)
-    if tls_port is not None:
-        tls_host = tls_port.getHost()
-        print(f"daytrade TLS listening on {tls_host.host}:{tls_host.port}", flush=True)
-    print(f"operator token in {token_path}; data in {data_dir}", flush=True)
-    print(f"try: nc {host.host} {host.port}  then  AUTH,<token>  then  ADD,alice,100.00",
-          flush=True)
     started = time.monotonic()
     reactor.run()  # until Ctrl-C or SIGTERM: Twisted's handlers stop it and run `shutdown`
     log.info("stopped after %.1f s", time.monotonic() - started)
     print(f"stopped; data in {data_dir}", flush=True)
-    return 0
+    return exit_status[0]
 
 
 def _port_taken(host: str, port: int) -> str | None:

@@ -1,33 +1,63 @@
-"""Framing for the gateway <-> shard socket: length-prefixed pickled batches of message tuples.
+"""Framing for the gateway <-> shard link: length-prefixed JSON batches of messages.
 
-Both ends are non-blocking Twisted connections over a socketpair (never a blocking write from the
-reactor: PERFORMANCE.md). Each frame carries a whole batch, so one hop costs one wake-up for many
-commands. Messages are plain tuples (cheap to pickle):
+The same frames go over a local socketpair and over TCP to a shard on another host. They are
+JSON (orjson), never pickle: a peer that could inject bytes into a pickled stream would run code
+in the gateway or the shard. Each frame carries a whole batch, so one hop costs one wake-up for
+many commands. A message is a JSON array whose first item is its kind (`Frame`):
 
 gateway -> shard
-    ("C", req_id, now_ms, line)        a trading command line, txn included
-    ("O", req_id, now_ms, user)        open an account (sign-up by LOGIN)
-    ("S", req_id)                      send your STATS
+    [C, req_id, now_ms, line]          a trading command line, txn included
+    [O, req_id, now_ms, user]          open an account (sign-up by LOGIN)
+    [A, req_id, user]                  does the account exist (answered with S)
+    [S, req_id]                        send your STATS
+    [T, token, first_txn]              the txns a shard asked for (trigger firings)
+    [P, token]                         ping (answered with Q)
 shard -> gateway
-    ("R", [req_id, ...], lines)        replies: `lines` is their JSON lines joined by "\n" (UTF-8),
-                                       in the order of the req_ids
-    ("E", user, event_json)            a pushed event for the user's sessions
-    ("S", req_id, stats_dict)          STATS
+    [R, [req_id, ...], lines]          replies: `lines` is their JSON lines joined by "\\n", in
+                                       the order of the req_ids
+    [E, user, event_json]              a pushed event for the user's sessions
+    [S, req_id, dict]                  STATS, or an A answer
+    [T, token, count]                  ask for `count` fresh txns
+    [Q, token]                         pong
+The handshake before any of these on a TCP link (server/shards/handshake.py) uses H, G, W, X.
 """
 
 from __future__ import annotations
 
-import pickle
 import struct
 from collections.abc import Callable
+from enum import StrEnum
 from typing import Any
 
+import orjson
 from twisted.internet.protocol import Protocol
 from twisted.internet.tcp import Connection
 from twisted.python.failure import Failure
 
 _HEADER = struct.Struct("!I")
 MAX_FRAME = 256 * 1024 * 1024
+
+
+class Frame(StrEnum):
+    """The kind of a message: its first item."""
+
+    COMMAND = "C"
+    OPEN = "O"
+    EXISTS = "A"
+    STATS = "S"
+    TXNS = "T"
+    REPLIES = "R"
+    EVENT = "E"
+    PING = "P"
+    PONG = "Q"
+    HELLO = "H"  # shard -> gateway: version, K, N, the shard's challenge
+    CLAIM = "G"  # gateway -> shard: version, K, N, role, the gateway's challenge, its proof
+    WELCOME = "W"  # shard -> gateway: the shard's proof, its highest journaled txn
+    REFUSED = "X"  # either way: why the link is refused, before it closes
+
+
+class FrameError(ValueError):
+    """Bytes on the link that are not a frame of messages (the peer is not one of ours)."""
 
 
 def write_now(transport: Any, data: bytes) -> None:
@@ -53,23 +83,39 @@ def write_now(transport: Any, data: bytes) -> None:
     transport.write(data)
 
 
-def encode_frame(messages: list[tuple[Any, ...]]) -> bytes:
+def encode_frame(messages: list[Any]) -> bytes:
     """One frame holding a batch of messages."""
-    body = pickle.dumps(messages, protocol=pickle.HIGHEST_PROTOCOL)
+    body = orjson.dumps(messages)
     return _HEADER.pack(len(body)) + body
 
 
-class FrameProtocol(Protocol):
-    """Reads frames, hands each batch to `on_batch`; `send` coalesces writes per reactor turn."""
+def decode_body(body: bytes) -> list[list[Any]]:
+    """The batch of messages in a frame's body; FrameError when it is not one."""
+    try:
+        batch = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise FrameError(f"a frame that is not JSON: {exc}") from None
+    if type(batch) is not list or not all(type(m) is list and m and type(m[0]) is str
+                                          for m in batch):
+        raise FrameError("a frame that is not a list of messages")
+    return batch
 
-    def __init__(self, on_batch: Callable[[list[tuple[Any, ...]]], None],
+
+class FrameProtocol(Protocol):
+    """Reads frames, hands each batch to `on_batch`; `send` coalesces writes per reactor turn.
+
+    `max_frame` bounds what a peer may make this side buffer (small before a handshake)."""
+
+    def __init__(self, on_batch: Callable[[list[list[Any]]], None],
                  on_lost: Callable[[Failure], None] | None = None,
-                 call_later: Callable[..., Any] | None = None) -> None:
-        self._on_batch = on_batch
+                 call_later: Callable[..., Any] | None = None,
+                 max_frame: int = MAX_FRAME) -> None:
+        self.on_batch = on_batch  # may be swapped (after a handshake)
         self._on_lost = on_lost
         self._call_later = call_later
+        self.max_frame = max_frame
         self._buffer = bytearray()
-        self._outbox: list[tuple[Any, ...]] = []
+        self._outbox: list[Any] = []
         self._flush_scheduled = False
         self.connected_ = False
 
@@ -81,23 +127,33 @@ class FrameProtocol(Protocol):
         buf += data
         offset = 0
         size = len(buf)
-        batches = []
-        while size - offset >= 4:
+        while size - offset >= 4 and self.connected_:
             (length,) = _HEADER.unpack_from(buf, offset)
-            if length > MAX_FRAME:
-                self.transport.loseConnection()
+            if length > self.max_frame:
+                self.refuse(f"a frame of {length} bytes is over the limit of {self.max_frame}")
                 return
             end = offset + 4 + length
             if end > size:
                 break
-            batches.append(pickle.loads(bytes(buf[offset + 4 : end])))
+            try:
+                batch = decode_body(bytes(buf[offset + 4 : end]))
+            except FrameError as exc:
+                self.refuse(str(exc))
+                return
             offset = end
+            # One batch at a time: handling one may change how the next is read (a handshake).
+            self.on_batch(batch)
         if offset:
             del buf[:offset]
-        for batch in batches:
-            self._on_batch(batch)
 
-    def send(self, message: tuple[Any, ...]) -> None:
+    def refuse(self, reason: str) -> None:
+        """Stop reading this peer: drop what it sent and close the link."""
+        self.connected_ = False
+        self._buffer.clear()
+        if self.transport is not None:
+            self.transport.loseConnection()
+
+    def send(self, message: list[Any] | tuple[Any, ...]) -> None:
         """Queue a message; all messages queued in one reactor turn go out as one frame."""
         self._outbox.append(message)
         if not self._flush_scheduled:

@@ -39,6 +39,7 @@ from protocol.replies import Reply
 from server.quotes.cache import renewal_due
 from server.shards import inputs as inp
 from server.shards import recovery
+from server.shards.channel import Frame
 from server.shards.engine import DumpRequest, Engine, NeedQuote, quote_unavailable
 from server.shards.threadname import set_native_name
 from server.store import codec
@@ -113,6 +114,9 @@ class DumpSettings:
 
     dump_dir: Path
     open_journal: Callable[[int], ShardJournal]
+    #: False on a remote shard whose journal files are on its own host (SQLite): it cannot
+    #: read the other shards' journals for an all-users DUMPLOG.
+    every_journal: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +155,7 @@ class ShardService:
         self._after_commit: list[tuple[int, DumpRequest]] = []
         self._inputs: list[list[Any]] = []
         self._seq = 0  # the last record handed to the journal
+        self.max_txn = 0  # the highest txn journaled (a new gateway's txns start above it)
         self._flush_call: Any = None
         self._committing = False
         self._flush_again = False
@@ -171,6 +176,7 @@ class ShardService:
         self._expiry_call: Any = None
         self._expiry_at: int | None = None
         self._txn_waits: dict[int, Callable[[int], None]] = {}
+        self._txn_asked: dict[int, int] = {}  # token -> count, until answered
         self._txn_tokens = itertools.count(1)
         self.commands = 0
         self.batches = 0
@@ -199,6 +205,7 @@ class ShardService:
         """Load the newest snapshot and replay the journal after it through the engine."""
         state = recovery.recover(self.engine, self.journal)
         self._seq = state.seq
+        self.max_txn = self.journal.max_txn()
         self.replayed = state.replayed
         self._tx_saved = state.tx_saved
         self._inputs_since_snapshot = state.inputs
@@ -230,18 +237,21 @@ class ShardService:
     def on_batch(self, messages: list[tuple[Any, ...]]) -> None:
         for msg in messages:
             kind = msg[0]
-            if kind == "C":
+            if kind == Frame.COMMAND:
                 self._command(msg[1], msg[2], msg[3])
-            elif kind == "O":
+            elif kind == Frame.OPEN:
                 self._open_account(msg[1], msg[2], msg[3])
-            elif kind == "T":
+            elif kind == Frame.TXNS:
                 wait = self._txn_waits.pop(msg[1], None)
                 if wait is not None:
+                    del self._txn_asked[msg[1]]
                     wait(msg[2])
-            elif kind == "A":
-                self._send(("S", msg[1], {"exists": msg[2] in self.engine.accounts}))
-            elif kind == "S":
-                self._send(("S", msg[1], self.stats()))
+            elif kind == Frame.EXISTS:
+                self._send((Frame.STATS, msg[1], {"exists": msg[2] in self.engine.accounts}))
+            elif kind == Frame.STATS:
+                self._send((Frame.STATS, msg[1], self.stats()))
+            elif kind == Frame.PING:
+                self._send((Frame.PONG, msg[1]))
         self._schedule_flush()
 
     def _command(self, req_id: int, now: int, line: str) -> None:
@@ -421,6 +431,8 @@ class ShardService:
     def _append(self, seq: int, inputs: list[list[Any]], events: list[Any]) -> None:
         max_txn = max((e.txn for e in events), default=0)
         self.journal.append(seq, max_txn, codec.encode_record(inputs, events))
+        if max_txn > self.max_txn:  # written by the commit thread only
+            self.max_txn = max_txn
 
     def _committed(self, snapshot: _Captured | None, replies: list[tuple[int, Reply]],
                    pushes: list[tuple[str, Any]], dumps: list[tuple[int, DumpRequest]]) -> None:
@@ -451,10 +463,10 @@ class ShardService:
         if replies:
             # One message for all replies: their ids and their lines joined, so the gateway
             # unpickles two objects instead of a tuple per reply.
-            send(("R", [r[0] for r in replies],
-                  "\n".join([r[1].to_json() for r in replies]).encode()))
+            send((Frame.REPLIES, [r[0] for r in replies],
+                  "\n".join([r[1].to_json() for r in replies])))
         for user, event in pushes:
-            send(("E", user, event.to_json()))
+            send((Frame.EVENT, user, event.to_json()))
         for req_id, request in dumps:
             self._start_dump(req_id, request)
         self._schedule_expiry()
@@ -557,6 +569,14 @@ class ShardService:
         from server.audit.dumpfile import dump_events, render_events
 
         settings = self._dumps
+        key = request.user if request.user is not None else _ALL_USERS
+        if request.user is None and not settings.every_journal:
+            self._reply(req_id, Reply(
+                request.txn, "DUMPLOG", False, None, ErrorCode.BAD_REQUEST,
+                "an all-users DUMPLOG needs every shard's journal: with shards on separate hosts "
+                "(SQLite) dump one user at a time, or keep the journals in MongoDB"))
+            self._resume(key)
+            return
         shards = (range(self.count) if request.user is None
                   else [shard_of(request.user, self.count)])
 
@@ -587,8 +607,6 @@ class ShardService:
             finally:
                 for j in journals:
                     j.close()
-
-        key = request.user if request.user is not None else _ALL_USERS
 
         def done(result: dict[str, Any]) -> None:
             self._reply(req_id, Reply(request.txn, "DUMPLOG", True, result))
@@ -691,8 +709,15 @@ class ShardService:
         token = next(self._txn_tokens)
         d: Deferred[int] = Deferred()
         self._txn_waits[token] = d.callback
-        self._send(("T", token, count))
+        self._txn_asked[token] = count
+        self._send((Frame.TXNS, token, count))
         return d
+
+    def ask_again(self) -> None:
+        """Ask a newly connected gateway for the txns still awaited (the one that was asked
+        may have gone with its answer)."""
+        for token, count in self._txn_asked.items():
+            self._send((Frame.TXNS, token, count))
 
     # --- STATS --------------------------------------------------------------------------------
 

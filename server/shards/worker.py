@@ -12,9 +12,10 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from server.quotes.legacy_client import (
     DEFAULT_HEDGE_AFTER,
@@ -56,7 +57,7 @@ class ShardConfig:
 GC_YOUNG_THRESHOLD = 50_000
 
 
-def _start(service: ShardService) -> None:
+def start_service(service: ShardService) -> None:
     """Recover and start the service, then tune the collector for a heap of long-lived records.
 
     A shard keeps every user's transaction records and account state (millions of objects on
@@ -75,6 +76,33 @@ def _start(service: ShardService) -> None:
         gc.enable()
 
 
+def open_service(config: ShardConfig, reactor: Any, send: Callable[[Any], None], *,
+                 every_journal: bool = True) -> ShardService:
+    """The shard's service on its journal and quote cache, not started (nothing recovered)."""
+    from server.quotes.cache import QuoteCache
+    from server.quotes.legacy_client import LegacyQuoteClient
+    from server.shards.engine import Engine
+    from server.shards.service import DumpSettings, ShardService
+    from server.shards.threadname import set_native_name
+    from server.store.factory import open_journal
+
+    set_native_name(f"shard-{config.index}")  # the reactor thread, as top and /proc show it
+    journal = open_journal(config.store, config.index)
+    client = LegacyQuoteClient(config.quote_host, config.quote_port,
+                               timeout=config.quote_timeout,
+                               hedge_after=config.quote_hedge_after,
+                               max_requests=config.quote_max_requests,
+                               hedge_budget=config.quote_hedge_budget, reactor=reactor)
+    quotes = QuoteCache(client, config.redis_url, reactor=reactor)
+    return ShardService(
+        config.index, config.count, Engine(f"shard-{config.index}"), journal, quotes, send,
+        DumpSettings(Path(config.dump_dir), lambda shard: open_journal(config.store, shard),
+                     every_journal),
+        reactor=reactor, sweep_interval=config.sweep_interval,
+        snapshot_interval=config.snapshot_interval, snapshot_every=config.snapshot_every,
+        renew_ahead_ms=round(config.quote_renew_ahead * 1000), crash_at=config.crash_at)
+
+
 def run_shard(config: ShardConfig, sock: socket.socket) -> None:
     """Process entry point: serve the gateway over `sock` until it closes."""
     logging.basicConfig(level=config.log_level,
@@ -83,23 +111,8 @@ def run_shard(config: ShardConfig, sock: socket.socket) -> None:
     from twisted.internet import reactor
     from twisted.internet.protocol import Factory
 
-    from server.quotes.cache import QuoteCache
-    from server.quotes.legacy_client import LegacyQuoteClient
     from server.shards.channel import FrameProtocol
-    from server.shards.engine import Engine
-    from server.shards.service import DumpSettings, ShardService
-    from server.shards.threadname import set_native_name
-    from server.store.factory import open_journal
 
-    set_native_name(f"shard-{config.index}")  # the reactor thread, as top and /proc show it
-
-    journal = open_journal(config.store, config.index)
-    client = LegacyQuoteClient(config.quote_host, config.quote_port,
-                               timeout=config.quote_timeout,
-                               hedge_after=config.quote_hedge_after,
-                               max_requests=config.quote_max_requests,
-                               hedge_budget=config.quote_hedge_budget, reactor=reactor)
-    quotes = QuoteCache(client, config.redis_url, reactor=reactor)
     service: ShardService | None = None
 
     def on_batch(messages: list) -> None:
@@ -111,17 +124,12 @@ def run_shard(config: ShardConfig, sock: socket.socket) -> None:
             reactor.stop()
 
     channel = FrameProtocol(on_batch, on_lost, reactor.callLater)
-    service = ShardService(
-        config.index, config.count, Engine(f"shard-{config.index}"), journal, quotes,
-        channel.send,
-        DumpSettings(Path(config.dump_dir), lambda shard: open_journal(config.store, shard)),
-        reactor=reactor, sweep_interval=config.sweep_interval,
-        snapshot_interval=config.snapshot_interval, snapshot_every=config.snapshot_every,
-        renew_ahead_ms=round(config.quote_renew_ahead * 1000), crash_at=config.crash_at)
+    service = open_service(config, reactor, channel.send)
+    journal = service.journal
     reactor.adoptStreamConnection(sock.fileno(), socket.AF_UNIX,
                                   Factory.forProtocol(lambda: channel))
     sock.close()
-    reactor.callWhenRunning(_start, service)
+    reactor.callWhenRunning(start_service, service)
     reactor.run(installSignalHandlers=False)
     service.stop()
     journal.close()

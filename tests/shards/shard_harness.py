@@ -118,7 +118,7 @@ class Shard:
 
     def replies(self) -> dict[int, dict]:
         return {req_id: json.loads(line) for m in self.sent if m[0] == "R"
-                for req_id, line in zip(m[1], m[2].split(b"\n"), strict=True)}
+                for req_id, line in zip(m[1], m[2].split("\n"), strict=True)}
 
     def pushed(self) -> list[dict]:
         return [json.loads(m[2]) for m in self.sent if m[0] == "E"]
