@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -50,17 +51,19 @@ def parse_faults(spec: str) -> StoreFaults:
 
 
 class FaultyJournal:
-    """A journal whose `append` is slowed down or fails as `faults` say."""
+    """A journal whose `append` is slowed down (by `sleep`) or fails as `faults` say."""
 
-    def __init__(self, inner: ShardJournal, faults: StoreFaults) -> None:
+    def __init__(self, inner: ShardJournal, faults: StoreFaults,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
         self._inner = inner
         self._faults = faults
+        self._sleep = sleep
         self._commits = 0
         self._lock = threading.Lock()
 
     def append(self, seq: int, max_txn: int, data: bytes) -> None:
         if self._faults.slow_s:
-            time.sleep(self._faults.slow_s)
+            self._sleep(self._faults.slow_s)
         with self._lock:
             self._commits += 1
             failing = self._faults.fail_every and self._commits % self._faults.fail_every == 0

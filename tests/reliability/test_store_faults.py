@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 
 from server.store.factory import open_journal
@@ -35,11 +33,15 @@ def test_every_nth_append_fails_before_writing_anything(tmp_path):
     journal.close()
 
 
-def test_a_slow_journal_sleeps_before_each_append(tmp_path):
-    journal = FaultyJournal(SqliteJournal(tmp_path, 0), StoreFaults(slow_s=0.2))
-    started = time.monotonic()
+def test_a_slow_journal_sleeps_slow_s_before_each_append(tmp_path):
+    inner = SqliteJournal(tmp_path, 0)
+    slept: list[tuple[float, int]] = []  # (seconds, records written when the sleep began)
+    journal = FaultyJournal(inner, StoreFaults(slow_s=0.2),
+                            sleep=lambda s: slept.append((s, inner.last_seq())))
     journal.append(1, 1, b"one")
-    assert time.monotonic() - started >= 0.2
+    journal.append(2, 2, b"two")
+    assert slept == [(0.2, 0), (0.2, 1)]
+    assert inner.last_seq() == 2
     journal.close()
 
 
