@@ -80,22 +80,20 @@ class BadQuoteServer:
 
 
 @pytest.mark.parametrize("mode", ["garbage", "wrong_symbol", "silent"])
-def test_a_bad_quote_server_gives_quote_unavailable_within_the_timeout(system_factory, mode):
+def test_a_bad_quote_server_gives_quote_unavailable_and_changes_nothing(system_factory, mode):
     bad = BadQuoteServer(mode)
     try:
         system = system_factory(name=f"bad-{mode}", extra_args=[
             "--quote-server", f"127.0.0.1:{bad.port}", "--quote-timeout", "1"])
-        with LineClient(system.host, system.port) as op:
+        # A reply that does not come within 10 s (the configured timeout is 1 s) fails the
+        # test with TimeoutError.
+        with LineClient(system.host, system.port, timeout=10) as op:
             op.ask(f"AUTH,{system.token}")
             op.ask("ADD,alice,100.00")
-            started = time.monotonic()
             reply = op.ask("BUY,alice,ABC,10.00")
-            elapsed = time.monotonic() - started
             assert reply["error"]["code"] == "quote_unavailable"
-            assert elapsed < 10  # generous: the configured timeout is 1 s
             summary = op.ask("DISPLAY_SUMMARY,alice")["result"]
             assert summary["cash"] == "100.00" and summary["pending_buys"] == []
-            print(f"\n{mode}: quote_unavailable after {elapsed:.2f} s")
     finally:
         bad.close()
 
