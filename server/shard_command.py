@@ -165,7 +165,7 @@ def _serve(args: argparse.Namespace, data_dir: Path, secret: bytes, prefix: str)
     from server.shards.channel import MAX_FRAME
     from server.shards.listener import ShardListener
     from server.shards.worker import ShardConfig, open_service, start_service
-    from server.store.factory import is_mongo, open_directory
+    from server.store.factory import has_journal, open_directory
     from server.store.journal_port import PartitionMismatch
     from server.store.legacy import LegacyData, refuse_legacy_data
 
@@ -194,7 +194,8 @@ def _serve(args: argparse.Namespace, data_dir: Path, secret: bytes, prefix: str)
                          snapshot_every=args.snapshot_every, log_level=args.log_level)
     listener_ref: list[ShardListener] = []
     service = open_service(config, reactor, lambda message: listener_ref[0].send(message),
-                           every_journal=is_mongo(location))
+                           every_journal=lambda: all(has_journal(location, i)
+                                                     for i in range(args.of)))
     listener = ShardListener(args.index, args.of, secret, reactor, lambda: service.max_txn,
                              MAX_FRAME)
     listener_ref.append(listener)

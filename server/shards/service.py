@@ -114,9 +114,9 @@ class DumpSettings:
 
     dump_dir: Path
     open_journal: Callable[[int], ShardJournal]
-    #: False on a remote shard whose journal files are on its own host (SQLite): it cannot
-    #: read the other shards' journals for an all-users DUMPLOG.
-    every_journal: bool = True
+    #: Whether every shard's journal can be read here, asked at each all-users DUMPLOG: not
+    #: on a remote shard whose SQLite files are on a volume of its own.
+    every_journal: Callable[[], bool] = lambda: True
 
 
 @dataclass(frozen=True, slots=True)
@@ -570,7 +570,7 @@ class ShardService:
 
         settings = self._dumps
         key = request.user if request.user is not None else _ALL_USERS
-        if request.user is None and not settings.every_journal:
+        if request.user is None and not settings.every_journal():
             self._reply(req_id, Reply(
                 request.txn, "DUMPLOG", False, None, ErrorCode.BAD_REQUEST,
                 "an all-users DUMPLOG needs every shard's journal: with shards on separate hosts "

@@ -77,7 +77,7 @@ def start_service(service: ShardService) -> None:
 
 
 def open_service(config: ShardConfig, reactor: Any, send: Callable[[Any], None], *,
-                 every_journal: bool = True) -> ShardService:
+                 every_journal: Callable[[], bool] = lambda: True) -> ShardService:
     """The shard's service on its journal and quote cache, not started (nothing recovered)."""
     from server.quotes.cache import QuoteCache
     from server.quotes.legacy_client import LegacyQuoteClient

@@ -33,6 +33,16 @@ def open_journal(location: str, shard: int) -> ShardJournal:
     return with_faults_from_env(journal)
 
 
+def has_journal(location: str, shard: int) -> bool:
+    """Whether shard `shard`'s journal can be read at `location` (a remote shard's data
+    directory holds the other shards' journals only when they share its volume)."""
+    if is_mongo(location):
+        return True
+    from server.store.sqlite_journal import journal_path
+
+    return journal_path(sqlite_location(location)[0], shard).exists()
+
+
 def open_directory(location: str) -> Directory:
     """The directory (credentials, partition count) at `location`."""
     if is_mongo(location):

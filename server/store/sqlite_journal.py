@@ -106,7 +106,7 @@ class SqliteJournal:
         self.synchronous = mode
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        self.path = data_dir / f"shard-{shard}.journal.sqlite"
+        self.path = journal_path(data_dir, shard)
         self.snapshot_path = data_dir / f"shard-{shard}.snapshot.sqlite"
         self._lock = threading.Lock()
         self._snapshot_lock = threading.Lock()
@@ -205,6 +205,11 @@ class SqliteJournal:
             self._conn.close()
         with self._snapshot_lock:
             self._snapshot_conn.close()
+
+
+def journal_path(data_dir: Path, shard: int) -> Path:
+    """The file of shard `shard`'s journal records in `data_dir`."""
+    return data_dir / f"shard-{shard}.journal.sqlite"
 
 
 class SqliteDirectory:

@@ -28,12 +28,16 @@ class RemoteCluster:
     """A quote simulator, two shard processes and a gateway connecting to them."""
 
     def __init__(self, tmp_path, prices: dict[str, int], *, shard_wait: float = 3.0,
-                 cluster_file: bool = False) -> None:
+                 cluster_file: bool = False, shared_volume: bool = False) -> None:
         self.tmp_path = tmp_path
         self.secret = tmp_path / "cluster.secret"
         self.secret.write_text(secrets.token_hex(32))
         self.quotes = QuoteProcess(tmp_path, prices)
-        self.shards = [ShardProcess(tmp_path, i, 2, self.secret, self.quotes.address).start()
+        # A shared volume: every shard's journal files in one directory (as on a network
+        # volume); otherwise each shard has a directory of its own (as on its own host).
+        volume = tmp_path / "volume" if shared_volume else None
+        self.shards = [ShardProcess(tmp_path, i, 2, self.secret, self.quotes.address,
+                                    data_dir=volume).start()
                        for i in range(2)]
         if cluster_file:
             spec = tmp_path / "cluster.json"
@@ -72,7 +76,7 @@ def cluster_factory(tmp_path):
 
 def test_ten_user_workload_through_remote_shards_matches_the_pure_engine(cluster_factory):
     prices = workload_prices("10user.txt")
-    cluster = cluster_factory(prices, cluster_file=True)
+    cluster = cluster_factory(prices, cluster_file=True, shared_volume=True)
     system = cluster.gateway
     trading, replies, dump_replies, summaries = asyncio.run(
         replay_through_server(system.host, system.port, system.token, "10user.txt"))
@@ -80,6 +84,9 @@ def test_ten_user_workload_through_remote_shards_matches_the_pure_engine(cluster
     assert len(replies) == len(trading)
     for item, reply in zip(trading, replies):
         assert reply.txn == item.txn and reply.cmd == item.command, (item, reply)
+    # The all-users DUMPLOG, by shard 0 from every journal on the shared volume.
+    assert len(dump_replies) == 1 and dump_replies[0].ok, dump_replies
+    assert validate_log(dump_replies[0].result["path"]) == []
     oracle = engine_replay("10user.txt", prices)
     for user, result in summaries.items():
         assert comparable(result) == comparable(oracle.summary(user)), user
@@ -91,7 +98,7 @@ def test_ten_user_workload_through_remote_shards_matches_the_pure_engine(cluster
             assert validate_log(reply["result"]["path"]) == []
 
 
-def test_an_all_users_dumplog_with_sqlite_shards_on_other_hosts_says_why_it_cannot(
+def test_an_all_users_dumplog_with_sqlite_shards_on_volumes_of_their_own_says_why_it_cannot(
         cluster_factory):
     cluster = cluster_factory()
     with operator(cluster.gateway) as op:
