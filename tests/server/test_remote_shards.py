@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
+import shutil
 import subprocess
 import sys
 
@@ -28,7 +29,9 @@ class RemoteCluster:
     """A quote simulator, two shard processes and a gateway connecting to them."""
 
     def __init__(self, tmp_path, prices: dict[str, int], *, shard_wait: float = 3.0,
-                 cluster_file: bool = False, shared_volume: bool = False) -> None:
+                 cluster_file: bool = False, shared_volume: bool = False,
+                 shard_args: list[str] | None = None,
+                 gateway_args: list[str] | None = None) -> None:
         self.tmp_path = tmp_path
         self.secret = tmp_path / "cluster.secret"
         self.secret.write_text(secrets.token_hex(32))
@@ -37,7 +40,7 @@ class RemoteCluster:
         # volume); otherwise each shard has a directory of its own (as on its own host).
         volume = tmp_path / "volume" if shared_volume else None
         self.shards = [ShardProcess(tmp_path, i, 2, self.secret, self.quotes.address,
-                                    data_dir=volume).start()
+                                    data_dir=volume, extra_args=shard_args).start()
                        for i in range(2)]
         if cluster_file:
             spec = tmp_path / "cluster.json"
@@ -48,7 +51,8 @@ class RemoteCluster:
             where = [arg for s in self.shards for arg in ("--shard", f"{s.index}={s.address}")]
         self.gateway = RunningSystem(
             tmp_path / "gateway", prices=prices, extra_args=[
-                *where, "--cluster-secret", str(self.secret), "--shard-wait", str(shard_wait)])
+                *where, "--cluster-secret", str(self.secret), "--shard-wait", str(shard_wait),
+                *(gateway_args or [])])
         self.gateway.args.remove("--shards")  # the addresses say how many
         self.gateway.args.remove("2")
         self.gateway.start()
@@ -185,3 +189,36 @@ def test_remote_shards_need_a_cluster_secret(tmp_path):
          "0=127.0.0.1:4100"], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "--cluster-secret" in result.stderr
 
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory) -> tuple[str, str]:
+    """A throwaway self-signed certificate for 127.0.0.1, made with the openssl tool."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the openssl tool is not installed")
+    directory = tmp_path_factory.mktemp("tls")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_the_links_to_the_shards_may_run_over_tls(cluster_factory, certificate):
+    cert, key = certificate
+    cluster = cluster_factory(shard_args=["--tls-cert", cert, "--tls-key", key],
+                              gateway_args=["--shard-tls-ca", cert])
+    with operator(cluster.gateway) as op:
+        assert op.ask(f"ADD,{user_of_shard(0, 2, 'ann')},1.00")["ok"]
+        assert op.ask(f"ADD,{user_of_shard(1, 2, 'bob')},1.00")["ok"]
+    shard = cluster.shards[0]
+    probe = subprocess.run(
+        [sys.executable, "-m", "daytrade", "shard-probe", shard.address, "--cluster-secret",
+         str(cluster.secret), "--index", "0", "--of", "2", "--tls-ca", cert],
+        capture_output=True, text=True, timeout=60)
+    assert probe.returncode == 0, probe.stderr
+    plain = subprocess.run(
+        [sys.executable, "-m", "daytrade", "shard-probe", shard.address, "--cluster-secret",
+         str(cluster.secret), "--index", "0", "--of", "2", "--timeout", "3"],
+        capture_output=True, text=True, timeout=60)
+    assert plain.returncode == 1  # plaintext to a TLS shard gets no answer
