@@ -23,6 +23,9 @@ from tests.reliability.figures import p99
 from tests.reliability.replay import Endpoint
 from tests.server.conftest import fixed_price
 
+#: The most seconds the load waits for every user's first reply before failing.
+WARM_UP_LIMIT_S = 120.0
+
 #: Codes a command may end an attempt with while a dependency fails (PROTOCOL.md).
 DEPENDENCY_ERRORS = frozenset({"quote_unavailable", "busy", "internal"})
 HOT_SYMBOLS = ("ABC", "DEF", "GHI", "JKL", "MNO")
@@ -155,8 +158,14 @@ class DependencyLoad:
         actions = []
         try:
             self.phase = "warm-up"  # until every user has had a reply (the shards start)
-            while len({c.user for c in self.commands if c.final is not None}) < len(self.users):
+            for _ in range(int(WARM_UP_LIMIT_S / 0.05)):
+                answered = {c.user for c in self.commands if c.final is not None}
+                if len(answered) == len(self.users):
+                    break
                 await asyncio.sleep(0.05)
+            else:
+                raise AssertionError(f"only {len(answered)} of {len(self.users)} users had a "
+                                     f"reply within the {WARM_UP_LIMIT_S:g} s warm-up")
             self.phase = "normal"
             await asyncio.sleep(phase_s)
             for name, action in phases:

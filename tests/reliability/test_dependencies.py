@@ -23,6 +23,8 @@ from tests.reliability.quote_server import SwitchableQuoteServer
 from tests.reliability.sizes import Size
 from tests.reliability.verify import audit_store, compare_replies, engine_replay, server_now
 from tests.server.conftest import fixed_price
+from tests.server.journal_helpers import hold_write_lock as hold_write_lock_until
+from tests.server.journal_helpers import wait_until
 from tests.support.lines import LineClient
 from tests.support.system import RunningSystem
 
@@ -162,25 +164,42 @@ def test_store_slow_failing_or_locked_mid_run(tmp_path, size, quote_server, faul
         assert codes["internal"] > 0  # failed commits reached the clients as `internal`
 
 
+def shard_stats_of(operator: LineClient, shard: int) -> dict | None:
+    """Shard `shard`'s STATS, or None while it does not answer them (it may still be starting)."""
+    reply = operator.ask("STATS")
+    assert reply["ok"], reply
+    (stats,) = [s for s in reply["result"]["shards"] if s.get("shard") == shard]
+    return stats if "commands" in stats else None
+
+
 def test_a_paused_sqlite_writer_does_not_stall_the_gateway(tmp_path, quote_server):
+    """A PING is answered while another process holds shard 0's journal write lock (the lock
+    is released only after the PING's reply, so a stalled gateway fails the read with
+    TimeoutError); the command stuck behind the lock is answered once it is released."""
     system = start_system(tmp_path, quote_server, ["--no-redis"])
     try:
         with LineClient(system.host, system.port, timeout=5) as user, \
                 LineClient(system.host, system.port, timeout=5) as other:
             assert user.ask(f"AUTH,{system.token}")["ok"]
             assert user.ask("[50000] ADD,alice,1.00")["ok"]
-            db = str(system.data_dir / "shard-0.journal.sqlite")
-            holder = threading.Thread(target=hold_write_lock, args=(db, 3.0))
+            assert other.ask(f"AUTH,{system.token}")["ok"]
+            executed = wait_until(lambda: shard_stats_of(other, 0), 30,
+                                  "shard 0 answers STATS")["commands"]
+            db = system.data_dir / "shard-0.journal.sqlite"
+            held, release = threading.Event(), threading.Event()
+            holder = threading.Thread(target=hold_write_lock_until, args=(db, held, release),
+                                      daemon=True)
             holder.start()
-            time.sleep(0.3)  # the lock is held
-            user.send("ADD,bob,1.00")  # no txn: the gateway must find one above 50000
-            time.sleep(0.1)
-            started = time.monotonic()
             try:
-                pong = other.ask("PING")
-                waited = time.monotonic() - started
+                assert held.wait(30), "the write lock was never taken"
+                user.send("ADD,bob,1.00")  # bob's shard is 0; no txn: the gateway gives one
+                wait_until(lambda: (shard_stats_of(other, 0) or {}).get("commands", 0) > executed,
+                           10, "the ADD executed on shard 0, its reply held for the append")
+                assert other.ask("PING")["ok"]
             finally:
-                holder.join()
-            assert pong["ok"] and waited < 1.0, waited
+                release.set()
+                holder.join(30)
+            added = user.reply()
+            assert added["ok"] and added["txn"] > 50000, added
     finally:
         system.stop()
