@@ -17,16 +17,18 @@ from bench.workload import read_workload
 
 
 class RecordingServer:
-    """Answers each `[txn] CMD,user,...` line after a short random delay, and records:
-    the order each user's txns arrived in, whether a user ever had two commands in flight, and
-    the most users in flight at once on each connection."""
+    """Answers each `[txn] CMD,user,...` line after a short delay drawn from a seeded generator,
+    and records: the order each user's txns arrived in, whether a user ever had two commands in
+    flight, and the most users in flight at once on each connection."""
 
     def __init__(self, *, busy_once: set[int] = frozenset(), never_answer: set[int] = frozenset(),
-                 close_on: set[int] = frozenset(), max_delay: float = 0.002) -> None:
+                 close_on: set[int] = frozenset(), max_delay: float = 0.002,
+                 seed: int = 0) -> None:
         self.busy_once = set(busy_once)
         self.never_answer = set(never_answer)
         self.close_on = set(close_on)
         self.max_delay = max_delay
+        self._delays = random.Random(seed)
         self.arrivals: dict[str, list[int]] = defaultdict(list)
         self.overlaps: list[str] = []
         self.peak_users_per_connection: list[int] = []
@@ -76,7 +78,7 @@ class RecordingServer:
             pass
 
     async def _answer(self, writer, txn, name, user, active) -> None:
-        await asyncio.sleep(random.uniform(0, self.max_delay))
+        await asyncio.sleep(self._delays.uniform(0, self.max_delay))
         self._in_flight.discard(user)
         active.discard(user)
         if txn in self.never_answer:
