@@ -61,7 +61,8 @@ class FrameError(ValueError):
 
 
 def write_now(transport: Any, data: bytes) -> None:
-    """Write `data`, sending it at once when the transport has nothing queued.
+    """Write `data`, sending it at once when the transport has nothing queued (the gateway's
+    client writes; the channel itself uses `transport.write`, see `FrameProtocol.flush`).
 
     Twisted's `write` only queues and waits for the socket to poll writable (two epoll changes
     and one more reactor event per write); a plain connected socket with an empty queue takes
@@ -168,7 +169,11 @@ class FrameProtocol(Protocol):
         self._flush_scheduled = False
         if self._outbox and self.transport is not None and self.connected_:
             batch, self._outbox = self._outbox, []
-            write_now(self.transport, encode_frame(batch))
+            # Twisted's public write (queued until the socket polls writable): sending straight
+            # to the socket (write_now) read private attributes of tcp.Connection and saved
+            # ~4 us per frame, ~0.2 us a command at ~20 commands a frame (2e504ce): under 0.2%
+            # of a command's CPU, short of issue 16's 2% bar for a trick.
+            self.transport.write(encode_frame(batch))
 
     def connectionLost(self, reason: Failure = None) -> None:  # noqa: N802
         self.connected_ = False

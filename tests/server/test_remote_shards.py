@@ -191,6 +191,18 @@ def test_remote_shards_need_a_cluster_secret(tmp_path):
 
 
 
+def test_a_restarted_gateway_gives_txns_above_every_txn_the_shards_journaled(cluster_factory):
+    cluster = cluster_factory()
+    bob = user_of_shard(1, 2, "bob")
+    with operator(cluster.gateway) as op:
+        assert op.ask(f"[5000] ADD,{bob},1.00")["ok"]
+    cluster.gateway.stop()
+    cluster.gateway.start()  # a new gateway process, on a data dir of its own that has no txns
+    with operator(cluster.gateway) as op:
+        reply = op.ask(f"ADD,{user_of_shard(0, 2, 'ann')},1.00")
+    assert reply["ok"] and reply["txn"] > 5000, reply
+
+
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[str, str]:
     """A throwaway self-signed certificate for 127.0.0.1, made with the openssl tool."""
