@@ -35,8 +35,8 @@ class Cluster:
     """The system on separate hosts; parts are stopped by the Network's close."""
 
     def __init__(self, network: Network, root: Path, prices: dict[str, int], shards: int = 2,
-                 shard_args: list[str] | None = None,
-                 gateway_args: list[str] | None = None) -> None:
+                 shard_args: list[str] | None = None, gateway_args: list[str] | None = None,
+                 quotes_latency: str = "fixed:5") -> None:
         self.network = network
         self.count = shards
         self.logs = root / "logs"
@@ -47,7 +47,8 @@ class Cluster:
         self.prices_file.write_text(json.dumps(prices))
         self.shard_args = shard_args or []
         self.redis_url = start_redis(network.add_host("redis"), self.logs)
-        self.quotes = start_quotes(network.add_host("quotes"), self.prices_file, self.logs)
+        self.quotes = start_quotes(network.add_host("quotes"), self.prices_file, self.logs,
+                                   quotes_latency)
         self.shard_hosts = [network.add_host(f"shard{k}") for k in range(shards)]
         self.shards = [self.start_shard(k, host) for k, host in enumerate(self.shard_hosts)]
         self.client = network.add_host("client")

@@ -30,10 +30,13 @@ def start_redis(host: Host, logs: Path) -> str:
     return f"redis://{host.address}:6379/0"
 
 
-def start_quotes(host: Host, prices_file: Path, logs: Path, latency: str = "fixed:5") -> str:
-    """The quote simulator on `host`, quoting the prices in `prices_file`; its HOST:PORT."""
+def start_quotes(host: Host, prices_file: Path, logs: Path, latency: str = "fixed:5",
+                 seed: int = 468) -> str:
+    """The quote simulator on `host`, quoting the prices in `prices_file` (others from `seed`,
+    `daytrade up`'s default); its HOST:PORT."""
     process = host.popen([sys.executable, "-m", "daytrade", "quotes", "--host", host.address,
-                          "--port", "4444", "--latency", latency, "--prices", str(prices_file)],
+                          "--port", "4444", "--latency", latency, "--seed", str(seed),
+                          "--prices", str(prices_file)],
                          stdout=subprocess.PIPE, stderr=_log(logs, "quotes"))
     wait_for_line(process, r"listening on", START_TIMEOUT)
     return f"{host.address}:4444"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import json
 import os
 import re
 import selectors
@@ -40,7 +41,7 @@ def _ip(*args: str) -> None:
                                             result.stderr)
 
 
-def _existing_namespaces() -> list[str]:
+def existing_namespaces() -> list[str]:
     result = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, timeout=30)
     return [line.split()[0] for line in result.stdout.splitlines() if line.strip()]
 
@@ -57,7 +58,7 @@ def _delete_namespace(name: str) -> None:
 
 def remove_leftovers() -> None:
     """Delete the namespaces of earlier test processes that died without cleaning up."""
-    for name in _existing_namespaces():
+    for name in existing_namespaces():
         m = _NAME.fullmatch(name)
         if m and not Path(f"/proc/{m.group(1)}").exists():
             _delete_namespace(name)
@@ -137,7 +138,7 @@ class Network:
         _ip("-n", self.switch, "link", "set", "br0", "up")
 
     def _add_namespace(self, name: str) -> None:
-        if name in _existing_namespaces():  # left by this very pid's earlier Network
+        if name in existing_namespaces():  # left by this very pid's earlier Network
             _delete_namespace(name)
         _ip("netns", "add", name)
         self._namespaces.append(name)
@@ -150,10 +151,10 @@ class Network:
         self.hosts[name] = host
         return host
 
-    def _plug(self, host: Host) -> None:
+    def _plug(self, host: Host, mac: str | None = None) -> None:
         self._add_namespace(host.namespace)
         _ip("-n", self.switch, "link", "add", host.switch_port, "type", "veth", "peer", "name",
-            "eth0", "netns", host.namespace)
+            "eth0", *(["address", mac] if mac else []), "netns", host.namespace)
         _ip("-n", self.switch, "link", "set", host.switch_port, "master", "br0")
         _ip("-n", self.switch, "link", "set", host.switch_port, "up")
         _ip("-n", host.namespace, "addr", "add", f"{host.address}/24", "dev", "eth0")
@@ -161,13 +162,20 @@ class Network:
 
     def replace_host(self, name: str, new_name: str) -> Host:
         """Host `name` dies (its processes are killed, its namespace and link deleted) and a new
-        host, `new_name`, takes its address, as a rescheduled pod takes its stable name."""
+        host, `new_name`, takes its address, as a rescheduled pod takes its stable name.
+
+        The new host's eth0 gets the dead one's MAC address too: the other hosts' ARP caches
+        would otherwise send to the dead MAC for up to a minute (a real takeover announces
+        itself with a gratuitous ARP; a pod's new IP comes with a new DNS answer)."""
         old = self.hosts.pop(name)
+        mac = json.loads(subprocess.run(
+            ["ip", "-j", "-n", old.namespace, "link", "show", "eth0"], capture_output=True,
+            text=True, timeout=30, check=True).stdout)[0]["address"]
         _delete_namespace(old.namespace)
         self._namespaces.remove(old.namespace)
         number = int(old.address.rsplit(".", 1)[1])
         host = Host(self, new_name, number)
-        self._plug(host)
+        self._plug(host, mac)
         self.hosts[new_name] = host
         return host
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -82,3 +83,27 @@ def resolved_args(spec: dict[str, Any], pod_index: int = 0) -> list[str]:
 def flag_values(args: list[str], flag: str) -> list[str]:
     """Every value given to `flag` in `args` (`--flag VALUE` form)."""
     return [args[i + 1] for i, arg in enumerate(args[:-1]) if arg == flag]
+
+
+def container_filesystem(workload: dict[str, Any], name: str, root: Path,
+                         stringdata: dict[str, str]) -> Callable[[str], str]:
+    """Write the Secret items container `name` mounts under `root` (with `stringdata` as the
+    Secret's values), and return the map from a path in the container to its copy here."""
+    pod = workload["spec"]["template"]["spec"]
+    secrets = {v["name"]: v["secret"] for v in pod.get("volumes", []) if "secret" in v}
+    (spec,) = [c for c in pod["containers"] if c["name"] == name]
+    mounts = []
+    for mount in spec.get("volumeMounts", []):
+        for item in secrets.get(mount["name"], {}).get("items", []):
+            target = root / mount["mountPath"].lstrip("/") / item["path"]
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(stringdata[item["key"]])
+        mounts.append(mount["mountPath"])
+
+    def here(path: str) -> str:
+        for mount_path in mounts:
+            if path.startswith(mount_path + "/"):
+                return str(root / path.lstrip("/"))
+        return path
+
+    return here

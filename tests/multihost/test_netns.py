@@ -70,4 +70,4 @@ def test_closing_the_network_ends_its_processes_and_deletes_its_namespaces(tmp_p
     finally:
         network.close()
     assert process.poll() is not None
-    assert not [n for n in netns._existing_namespaces() if n.startswith(network.tag + "-")]
+    assert not [n for n in netns.existing_namespaces() if n.startswith(network.tag + "-")]
