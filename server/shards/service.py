@@ -41,9 +41,10 @@ from server.shards import inputs as inp
 from server.shards import recovery
 from server.shards.channel import Frame
 from server.shards.engine import DumpRequest, Engine, NeedQuote, quote_unavailable
+from server.shards.snapshots import SnapshotTaker
 from server.shards.threadname import set_native_name
 from server.store import codec
-from server.store.journal_port import JournalFenced, ShardJournal, SnapshotAccount, TxChunk
+from server.store.journal_port import JournalFenced, ShardJournal
 
 log = logging.getLogger("daytrade.shard")
 
@@ -54,8 +55,6 @@ EXIT_FENCED = 75
 #: A snapshot is taken once this many inputs were journaled since the last one (or once the
 #: last one is `snapshot_interval` old): a restart replays at most about this many (~1 s here).
 SNAPSHOT_EVERY = 100_000
-#: Accounts encoded per reactor turn when a snapshot is encoded (a few ms of work).
-SNAPSHOT_SLICE = 50
 
 
 def shard_of(user: str, shards: int) -> int:
@@ -119,15 +118,6 @@ class DumpSettings:
     every_journal: Callable[[], bool] = lambda: True
 
 
-@dataclass(frozen=True, slots=True)
-class _Captured:
-    """The accounts a snapshot writes, copied on the reactor thread as of journal `seq`."""
-
-    seq: int
-    accounts: list[tuple[str, dict[str, Any], int]]  # (user, codec.account_doc, tx count)
-    chunks: list[tuple[str, int, list[Any]]]  # (user, first record's index, records)
-
-
 class ShardService:
     """The engine of one shard, driven by batches of messages from the gateway."""
 
@@ -160,14 +150,11 @@ class ShardService:
         self._committing = False
         self._flush_again = False
         self._commits = SerialWorker(reactor, f"shard-{index}-commit")
-        self._snapshots = SerialWorker(reactor, f"shard-{index}-snapshot")
-        # Accounts changed since the last snapshot capture, and per user how many of its
-        # transaction records the snapshots hold (records never change, so only new ones go).
-        self._touched: set[str] = set()
-        self._tx_saved: dict[str, int] = {}
+        self._snapshot_thread = SerialWorker(reactor, f"shard-{index}-snapshot")
+        self.snapshots = SnapshotTaker(
+            engine, journal, reactor, index=index, on_captured=self._schedule_expiry,
+            submit=self._snapshot_thread.submit if threaded else None)
         self._snapshot_due = False
-        self._snapshotting = False
-        self._encoding: _Captured | None = None  # a snapshot still being encoded
         self._snapshot = LoopingCall(self._snapshot_tick)
         self._snapshot.clock = reactor
         self._snapshot_interval = snapshot_interval
@@ -195,7 +182,7 @@ class ShardService:
         self.recover()
         if self._threaded:
             self._commits.start()
-            self._snapshots.start()
+            self._snapshot_thread.start()
         self._sweep.start(self._sweep_interval, now=False)
         self._snapshot.start(self._snapshot_interval, now=False)
         # Entries that expired while the shard was down are released at once.
@@ -207,10 +194,10 @@ class ShardService:
         self._seq = state.seq
         self.max_txn = self.journal.max_txn()
         self.replayed = state.replayed
-        self._tx_saved = state.tx_saved
+        self.snapshots.tx_saved = state.tx_saved
         self._inputs_since_snapshot = state.inputs
         if state.replayed:  # accounts the tail changed are not in the snapshot yet
-            self._touched.update(self.engine.accounts)
+            self.snapshots.touched.update(self.engine.accounts)
 
     def stop(self) -> None:
         """Stop the timers, finish the appends under way, journal what is left and snapshot."""
@@ -221,16 +208,15 @@ class ShardService:
             if call is not None and call.active():
                 call.cancel()
         self._commits.stop()
-        self._snapshots.stop()  # a snapshot handed to the thread is written
-        if self._encoding is not None:  # one still being encoded never will be
-            self._not_written(self._encoding)
+        self._snapshot_thread.stop()  # a snapshot handed to the thread is written
+        self.snapshots.abandon()  # one still being captured or encoded never will be
         effects = self.engine.drain()
         if self._inputs:
             inputs, self._inputs = self._inputs, []
             self._seq += 1
             self._append(self._seq, inputs, effects.events)
-        if self._touched:
-            self._write_snapshot(self._capture(self._seq))
+        if self.snapshots.touched:
+            self.snapshots.write_now(self._seq)
 
     # --- messages from the gateway ------------------------------------------------------------
 
@@ -278,15 +264,15 @@ class ShardService:
             return
         self._inputs.append([inp.COMMAND, now, line, None])
         if exc.user is not None:
-            self._touched.add(exc.user)
+            self.snapshots.changing(exc.user)
         self._reply(req_id, self.engine.reject(exc.command, exc.user, exc.txn, now, exc.code,
                                                exc.message))
 
     def _open_account(self, req_id: int, now: int, user: str) -> None:
+        self.snapshots.changing(user)
         created = self.engine.open_account(user, now)
         if created:
             self._inputs.append([inp.OPEN, now, user])
-            self._touched.add(user)
         self._reply(req_id, Reply(None, "LOGIN", True, {"user": user, "created": created}))
 
     # --- running commands in per-user order ---------------------------------------------------
@@ -294,11 +280,12 @@ class ShardService:
     def _run(self, key: str, req_id: int, now: int, line: str, cmd: c.TradingCommand) -> bool:
         """Execute; returns False when the command had to park its user's queue."""
         user = cmd.user
-        # Expiry due at the command's stamp is an input of its own: the command itself may wait
-        # for a quote while other inputs are applied.
-        if user is not None and self.engine.expire_user(user, now):
-            self._inputs.append([inp.EXPIRE, now, user])
-            self._touched.add(user)
+        if user is not None:
+            self.snapshots.changing(user)
+            # Expiry due at the command's stamp is an input of its own: the command itself may
+            # wait for a quote while other inputs are applied.
+            if self.engine.expire_user(user, now):
+                self._inputs.append([inp.EXPIRE, now, user])
         outcome = self.engine.execute(cmd, now)
         quote = None
         if type(outcome) is NeedQuote:
@@ -315,7 +302,7 @@ class ShardService:
                            callbackArgs=(key, req_id, now, line, cmd),
                            errbackArgs=(key, req_id, now, line, cmd))
             return key not in self._parked
-        self._applied(now, line, user, quote)
+        self._applied(now, line, quote)
         if type(outcome) is DumpRequest:
             self._parked[key] = deque()
             self._after_commit.append((req_id, outcome))
@@ -324,27 +311,29 @@ class ShardService:
         self._reply(req_id, outcome)
         return True
 
-    def _applied(self, now: int, line: str, user: str | None, quote: PriceQuote | None) -> None:
+    def _applied(self, now: int, line: str, quote: PriceQuote | None) -> None:
         self._inputs.append([inp.COMMAND, now, line, inp.quote_data(quote)])
-        if user is not None:
-            self._touched.add(user)
 
     def _quote_arrived(self, quote: PriceQuote, key: str, req_id: int, now: int, line: str,
                        cmd: c.TradingCommand) -> None:
+        if cmd.user is not None:
+            self.snapshots.changing(cmd.user)
         outcome = self.engine.execute(cmd, now, quote)
         if type(outcome) is NeedQuote:  # the quote could not back it (too old): no retry loop
             quote = quote_unavailable()
             outcome = self.engine.execute(cmd, now, quote)
-        self._applied(now, line, cmd.user, quote)
+        self._applied(now, line, quote)
         self._reply(req_id, outcome)
         self._resume(key)
 
     def _quote_failed(self, failure: Failure, key: str, req_id: int, now: int, line: str,
                       cmd: c.TradingCommand) -> None:
         log.info("quote for %s failed: %s", cmd.line(), failure.getErrorMessage())
+        if cmd.user is not None:
+            self.snapshots.changing(cmd.user)
         quote = quote_unavailable()
         outcome = self.engine.execute(cmd, now, quote)
-        self._applied(now, line, cmd.user, quote)
+        self._applied(now, line, quote)
         self._reply(req_id, outcome)
         self._resume(key)
 
@@ -363,9 +352,11 @@ class ShardService:
         self._schedule_flush()
 
     def _expire_user(self, user: str, now: int) -> None:
-        if user in self.engine.accounts and self.engine.expire_user(user, now):
+        if user not in self.engine.accounts:
+            return
+        self.snapshots.changing(user)
+        if self.engine.expire_user(user, now):
             self._inputs.append([inp.EXPIRE, now, user])
-            self._touched.add(user)
 
     def _reply(self, req_id: int, reply: Reply) -> None:
         self._replies.append((req_id, reply))
@@ -410,11 +401,10 @@ class ShardService:
         inputs, self._inputs = self._inputs, []
         self._seq += 1
         seq = self._seq
-        snapshot = None
         self._inputs_since_snapshot += len(inputs)
-        if not self._snapshotting and (self._snapshot_due or (
+        if not self.snapshots.busy and (self._snapshot_due or (
                 self._inputs_since_snapshot >= self._snapshot_every)):
-            snapshot = self._capture(seq)
+            self._begin_snapshot(seq)
         self._committing = True
         if not self._threaded:
             try:
@@ -422,11 +412,11 @@ class ShardService:
             except BaseException:
                 self._commit_failed(Failure())
                 return
-            self._committed(snapshot, *args)
+            self._committed(seq, *args)
             return
         events = effects.events
         self._commits.submit(lambda: self._append(seq, inputs, events),
-                             lambda _: self._committed(snapshot, *args), self._commit_failed)
+                             lambda _: self._committed(seq, *args), self._commit_failed)
 
     def _append(self, seq: int, inputs: list[list[Any]], events: list[Any]) -> None:
         max_txn = max((e.txn for e in events), default=0)
@@ -434,15 +424,14 @@ class ShardService:
         if max_txn > self.max_txn:  # written by the commit thread only
             self.max_txn = max_txn
 
-    def _committed(self, snapshot: _Captured | None, replies: list[tuple[int, Reply]],
+    def _committed(self, seq: int, replies: list[tuple[int, Reply]],
                    pushes: list[tuple[str, Any]], dumps: list[tuple[int, DumpRequest]]) -> None:
         self.batches += 1
         self._committing = False
         if self._crash_at == "after_commit":
             os._exit(137)
         self._release(replies, pushes, dumps)
-        if snapshot is not None:
-            self._start_snapshot(snapshot)
+        self.snapshots.durable(seq)
         if self._flush_again:
             self._flush_again = False
             self.flush()
@@ -475,93 +464,18 @@ class ShardService:
 
     def _snapshot_tick(self) -> None:
         """The newest snapshot is `snapshot_interval` old: take one if anything changed."""
-        if not self._touched or self._snapshotting:
+        if not self.snapshots.touched or self.snapshots.busy:
             return
         if self._committing or self._inputs:
-            self._snapshot_due = True  # captured by the next flush, as of its record
+            self._snapshot_due = True  # taken by the next flush, as of its record
         else:
-            self._start_snapshot(self._capture(self._seq))
+            self._begin_snapshot(self._seq)
 
-    def _capture(self, seq: int) -> _Captured:
-        """Copy what changed since the last capture; the state reflects records 1 .. seq."""
-        accounts = []
-        chunks = []
-        for user in self._touched:
-            acct = self.engine.accounts.get(user)
-            if acct is None:
-                continue
-            count = len(acct.transactions)
-            start = self._tx_saved.get(user, 0)
-            accounts.append((user, codec.account_doc(acct), count))
-            if count > start:
-                chunks.append((user, start, acct.transactions[start:count]))
-            self._tx_saved[user] = count
-        self._touched = set()
+    def _begin_snapshot(self, seq: int) -> None:
+        """Snapshot the state as it is now, which reflects journal records 1 .. seq."""
         self._snapshot_due = False
         self._inputs_since_snapshot = 0
-        return _Captured(seq, accounts, chunks)
-
-    def _start_snapshot(self, captured: _Captured) -> None:
-        """Encode the captured accounts a slice at a time on the reactor thread, then write them
-        on the snapshot thread. Encoding on a thread of its own held the GIL in bursts that the
-        reactor waited behind at every system call: the p99 of each second with a snapshot in
-        it rose from 10-20 ms to 100-250 ms at 12,000 commands/s (fixed 20 ms quotes)."""
-        self._snapshotting = True
-        self._encoding = captured
-        accounts: list[SnapshotAccount] = []
-        chunks: list[TxChunk] = []
-        todo_accounts = iter(captured.accounts)
-        todo_chunks = iter(captured.chunks)
-
-        def encode_slice() -> None:
-            for user, doc, count in itertools.islice(todo_accounts, SNAPSHOT_SLICE):
-                accounts.append(SnapshotAccount(user, codec.encode_account(doc), count))
-            for user, start, records in itertools.islice(todo_chunks, SNAPSHOT_SLICE):
-                chunks.append(TxChunk(user, start, codec.encode_tx_records(records)))
-            if len(accounts) < len(captured.accounts) or len(chunks) < len(captured.chunks):
-                self._reactor.callLater(0, encode_slice)
-                return
-            self._encoding = None
-            if self._threaded:
-                self._snapshots.submit(write, done, failed)
-            else:
-                try:
-                    write()
-                except Exception:
-                    failed(Failure())
-                else:
-                    done(None)
-
-        def write() -> None:
-            self.journal.write_snapshot(captured.seq, accounts, chunks)
-
-        def done(_: Any) -> None:
-            self._snapshotting = False
-
-        def failed(failure: Failure) -> None:
-            log.error("snapshot %d of shard %d failed: %s", captured.seq, self.index,
-                      failure.getErrorMessage())
-            self._snapshotting = False
-            self._not_written(captured)
-
-        encode_slice()
-
-    def _not_written(self, captured: _Captured) -> None:
-        """A captured snapshot that was never written: nothing is lost (the journal has it all),
-        and its accounts and records go in the next one."""
-        for user, _doc, _count in captured.accounts:
-            self._touched.add(user)
-        for user, start, _records in captured.chunks:
-            self._tx_saved[user] = min(self._tx_saved.get(user, 0), start)
-
-    def _write_snapshot(self, captured: _Captured) -> None:
-        """Encode and write a snapshot at once (a clean stop)."""
-        self.journal.write_snapshot(
-            captured.seq,
-            [SnapshotAccount(user, codec.encode_account(doc), count)
-             for user, doc, count in captured.accounts],
-            [TxChunk(user, start, codec.encode_tx_records(records))
-             for user, start, records in captured.chunks])
+        self.snapshots.begin(seq)
 
     # --- DUMPLOG ------------------------------------------------------------------------------
 
@@ -637,13 +551,18 @@ class ShardService:
     def _expire(self) -> None:
         self._expiry_call = None
         self._expiry_at = None
+        if self.snapshots.capturing:
+            # Which accounts expire is known only as they do, too late to capture them first:
+            # the entries expire (dated at their expiry time) once the capture is done, a few
+            # reactor turns later; a user who acts meanwhile has its own expire first (_run).
+            return
         now = self._clock()
         # A user with commands queued is passed over: they are judged at their own stamps
         # first, and the user's expiry runs once its queue is empty (_resume).
         expired = self.engine.expire_due(now, self._parked)
         for user in expired:
             self._inputs.append([inp.EXPIRE, now, user])
-            self._touched.add(user)
+            self.snapshots.touched.add(user)  # (no capture under way: see above)
         if expired:
             self._schedule_flush()
         else:
@@ -684,14 +603,20 @@ class ShardService:
         at = self._clock()
         txns = iter(range(first, first + needed))
         for quote in quotes.values():
-            wanted = len(self.engine.crossings(quote, at)) or int(quote.fresh)
+            crossings = self.engine.crossings(quote, at)
+            wanted = len(crossings) or int(quote.fresh)
             if not wanted:
                 continue
             taken = list(itertools.islice(txns, wanted))
             if not taken:  # more crosses than when the txns were asked for: the next sweep
                 break
+            # The owners of what fires change, and so does the account a fresh quote's hit is
+            # audited on.
+            for user in {quote.user, *(user for user, _is_buy in crossings)}:
+                if user in self.engine.accounts:
+                    self.snapshots.changing(user)
             self._inputs.append([inp.FIRE, at, inp.quote_data(quote), taken])
-            self._touched.update(inp.fire(self.engine, at, quote, taken))
+            inp.fire(self.engine, at, quote, taken)
         self._schedule_flush()
 
     def _renew(self, symbol: str, user: str, now: int) -> None:
