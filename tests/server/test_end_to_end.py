@@ -1,4 +1,4 @@
-"""The whole system on 127.0.0.1 against the pure engine (tests/server/oracle.py): a workload
+"""The whole system on 127.0.0.1 against the pure engine (tests/support/oracle.py): a workload
 replayed through the server, trigger firings at controlled prices and pending BUY/SELL expiry
 agree with the engine in replies, pushed events, DISPLAY_SUMMARY and the DUMPLOG audit log."""
 
@@ -15,7 +15,7 @@ from protocol.client import DaytradeClient
 from server.audit.validate import validate_log
 from tests.server.conftest import workload_prices
 from tests.server.journal_helpers import Wire, dumplog, operator, user_of_shard
-from tests.server.oracle import (
+from tests.support.oracle import (
     T0,
     Oracle,
     comparable,

@@ -21,8 +21,9 @@ from server.shards.engine import Engine, NeedQuote, summary
 #: The oracle's clock starts here (Unix ms); only differences between its times matter.
 T0 = 1_764_072_000_000
 
-#: Fields that say when or where something happened, which the oracle cannot know.
-_WALL_CLOCK_FIELDS = {"time", "expires_at", "quote_time"}
+#: Reply fields that say when something happened, or which key the quote server gave, which
+#: the oracle cannot know.
+_WALL_CLOCK_FIELDS = {"time", "expires_at", "quote_time", "age_ms", "cryptokey"}
 _AUDIT_PLACE_AND_TIME = {"timestamp", "server", "quoteServerTime", "cryptokey"}
 
 
@@ -82,7 +83,8 @@ class Oracle:
 
 
 def comparable(value: Any) -> Any:
-    """A reply result or DISPLAY_SUMMARY without its wall-clock fields, at any depth."""
+    """A reply result or DISPLAY_SUMMARY without its wall-clock fields and quote keys, at any
+    depth."""
     if isinstance(value, dict):
         return {k: comparable(v) for k, v in value.items() if k not in _WALL_CLOCK_FIELDS}
     if isinstance(value, list):
