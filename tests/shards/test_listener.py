@@ -117,6 +117,8 @@ def test_frames_sent_without_a_handshake_are_refused_and_never_run(shard, caplog
             if not chunk:
                 break
             received += chunk
+        else:
+            raise AssertionError(f"the shard never closed the link; it sent {received!r}")
     (hello_length,) = struct.unpack_from("!I", received)
     hello = orjson.loads(received[4:4 + hello_length])
     refusal = orjson.loads(received[8 + hello_length:])
