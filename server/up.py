@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from server.children import ends_with_this_process
+
 log = logging.getLogger("daytrade.up")
 
 
@@ -129,7 +131,8 @@ class Simulator:
         if prices:
             args += ["--prices", prices]
         self._log = open(log_path, "ab")  # noqa: SIM115 (lives as long as the child)
-        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log)
+        self.process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=self._log,
+                                        preexec_fn=ends_with_this_process())  # noqa: PLW1509
         line = self.process.stdout.readline().decode()
         m = re.search(r"listening on ([\d.]+):(\d+)", line)
         if m is None:
@@ -175,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
         (data_dir / "dumps").mkdir(exist_ok=True)
     except OSError as exc:
         ap.error(f"argument --data-dir: cannot use {data_dir}: {exc.strerror}")
+    from server.audit.dumpfile import remove_leftover_temps
+
+    for name in remove_leftover_temps(data_dir / "dumps"):  # no DUMPLOG runs yet
+        log.warning("removed %s, left by a DUMPLOG that was cut short", name)
     # Before anything starts: a taken port is refused with one line and nothing left running.
     taken = _port_taken(args.host, args.port)
     if taken is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,7 +25,20 @@ MAX_NAME_LENGTH = 128
 RENDER_LIMIT_BYTES = 4 * 1024 * 1024
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]")
-_TEMP_PREFIX = ".dumplog-"  # safe names never start with a dot, so a temp never shadows a target
+TEMP_PREFIX = ".dumplog-"  # safe names never start with a dot, so a temp never shadows a target
+
+
+def remove_leftover_temps(dump_dir: Path) -> list[str]:
+    """Remove the temporary files and work directories of DUMPLOGs that a kill cut short (only
+    while no DUMPLOG can be running: at start). Returns their names."""
+    removed = []
+    for entry in dump_dir.glob(f"{TEMP_PREFIX}*"):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry, ignore_errors=True)
+        else:
+            entry.unlink(missing_ok=True)
+        removed.append(entry.name)
+    return removed
 
 
 class DumpResult(NamedTuple):
@@ -93,7 +107,7 @@ class ReplacingFile:
 
     def __enter__(self) -> BinaryIO:
         # mkstemp opens with O_CREAT|O_EXCL: a name planted in the directory is never opened.
-        fd, self._tmp_name = tempfile.mkstemp(dir=self.target.parent, prefix=_TEMP_PREFIX,
+        fd, self._tmp_name = tempfile.mkstemp(dir=self.target.parent, prefix=TEMP_PREFIX,
                                               suffix=".tmp")
         self._out = os.fdopen(fd, "wb", buffering=self._buffering)
         return self._out

@@ -71,7 +71,7 @@ from typing import Any
 
 from server.audit import merge
 from server.audit.dumpfile import (
-    _TEMP_PREFIX,
+    TEMP_PREFIX,
     DumpResult,
     ReplacingFile,
     dump_events,
@@ -142,7 +142,7 @@ class _ParallelDump:
         target = safe_dump_path(self.dump_dir, self.requested)
         # In the dump directory: the fragments are on the target's file system, where
         # copy_file_range may share their blocks rather than copy them.
-        self.work = Path(tempfile.mkdtemp(dir=self.dump_dir, prefix=_TEMP_PREFIX,
+        self.work = Path(tempfile.mkdtemp(dir=self.dump_dir, prefix=TEMP_PREFIX,
                                           suffix=".work"))
         ok = False
         try:

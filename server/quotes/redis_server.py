@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from types import TracebackType
 
+from server.children import ends_with_this_process
+
 _START_ATTEMPTS = 3  # a free port can be taken by someone else between our probe and the bind
 
 
@@ -88,7 +90,8 @@ class EmbeddedRedis:
             "--logfile", str(self.log_path),
         ]  # fmt: skip
         process = subprocess.Popen(
-            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            preexec_fn=ends_with_this_process(),  # noqa: PLW1509 (only a prctl; see children.py)
         )
         deadline = time.monotonic() + start_timeout
         while time.monotonic() < deadline:

@@ -15,6 +15,7 @@ from server.audit.dumpfile import (
     DumpResult,
     DumpTooLarge,
     dump_events,
+    remove_leftover_temps,
     render_events,
     safe_dump_path,
     safe_name,
@@ -181,3 +182,19 @@ def test_the_default_limit_is_four_megabytes() -> None:
     with pytest.raises(DumpTooLarge) as info:
         render_events(events(20_000))
     assert info.value.limit_bytes == 4 * 1024 * 1024
+
+
+def test_leftovers_of_a_cut_short_dumplog_are_removed_and_nothing_else(tmp_path: Path) -> None:
+    (tmp_path / ".dumplog-abc.tmp").write_text("<log>")
+    work = tmp_path / ".dumplog-def.work"
+    work.mkdir()
+    (work / "b000.s0").write_bytes(b"x")
+    outside = tmp_path.parent / f"{tmp_path.name}-outside"
+    outside.mkdir()
+    (outside / "keep").write_text("mine")
+    (tmp_path / ".dumplog-link.work").symlink_to(outside)
+    (tmp_path / "finalLOG.xml").write_text("<log/>")
+    removed = remove_leftover_temps(tmp_path)
+    assert sorted(removed) == [".dumplog-abc.tmp", ".dumplog-def.work", ".dumplog-link.work"]
+    assert [p.name for p in tmp_path.iterdir()] == ["finalLOG.xml"]
+    assert (outside / "keep").read_text() == "mine"  # a link is removed, never followed

@@ -10,6 +10,8 @@ import signal
 import socket
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -171,3 +173,55 @@ def test_an_operator_token_file_others_could_read_is_replaced(tmp_path):
     with RunningSystem(tmp_path / "data") as second:
         assert second.token != token
         assert (tmp_path / "data" / "operator.token").stat().st_mode & 0o777 == 0o600
+
+
+def _children_of(pid: int) -> dict[int, str]:
+    """Live child processes of `pid`, with their command lines."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat[1]) == pid and stat[0] != "Z":
+            found[int(entry.name)] = cmdline
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_redis_and_the_quote_simulator_end_when_up_is_sigkilled(tmp_path):
+    system = RunningSystem(tmp_path / "data").start()
+    try:
+        children = _children_of(system.process.pid)
+        helpers = [pid for pid, cmd in children.items()
+                   if "redis-server" in cmd or "daytrade quotes" in cmd]
+        assert len(helpers) == 2, children
+        os.kill(system.process.pid, signal.SIGKILL)  # up alone, which runs no clean-up
+        system.process.wait(10)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() and
+                                                  _state(p) != "Z" for p in helpers):
+            time.sleep(0.05)
+        assert [p for p in helpers if Path(f"/proc/{p}").exists() and _state(p) != "Z"] == []
+    finally:
+        system.stop()
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "Z"
+
+
+def test_up_removes_what_a_cut_short_dumplog_left_in_the_dump_dir(tmp_path):
+    dumps = tmp_path / "data" / "dumps"
+    dumps.mkdir(parents=True)
+    (dumps / ".dumplog-x1.tmp").write_text("<log>")
+    (dumps / ".dumplog-x2.work").mkdir()
+    (dumps / "mine.xml").write_text("<log/>")
+    with RunningSystem(tmp_path / "data"):
+        assert sorted(p.name for p in dumps.iterdir()) == ["mine.xml"]
