@@ -53,6 +53,7 @@ from client_tui.screens.trigger import TriggerDialog
 from client_tui.session import TradingSession
 from client_tui.view_context import ViewContext
 from client_tui.widgets.account_header import LinkStatus
+from protocol.replies import PENDING_EXPIRED
 
 #: Seconds between redraws (clocks, ages, countdowns; no request is sent by it).
 TICK = 1.0
@@ -262,11 +263,11 @@ class DaytradeApp(App[None]):
         event = message.event
         text = describe_event(event.event, event.data)
         self.store.activity.add(self.clock.now_ms(), "event", event.event, text)
-        handled = event.event == "pending_expired" and any(
+        handled = event.event == PENDING_EXPIRED and any(
             isinstance(s, OrderTicket) and s.server_expired(event.data) for s in self.screen_stack)
         if not handled:
             self.notify(text, title=event.event.replace("_", " "),
-                        severity="warning" if event.event == "pending_expired" else "information",
+                        severity="warning" if event.event == PENDING_EXPIRED else "information",
                         timeout=10)
         self._refresh()
 

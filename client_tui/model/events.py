@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from client_tui.model.format import money_text
+from protocol.replies import PENDING_EXPIRED, TRIGGER_FIRED
 
 #: Characters of a reply's result shown in the Log view.
 RESULT_SHOWN = 72
@@ -17,7 +18,7 @@ def describe_event(name: str, data: Mapping[str, Any]) -> str:
     symbol, shares = data.get("symbol"), data.get("shares")
     price, cash = money_text(data.get("price")), money_text(data.get("cash"))
     amount = money_text(data.get("amount"))
-    if name == "trigger_fired":
+    if name == TRIGGER_FIRED:
         if data.get("side") == "sell":
             return (f"Sell trigger fired: sold {shares} {symbol} @ {price} for "
                     f"{amount}; cash {cash}")
@@ -26,7 +27,7 @@ def describe_event(name: str, data: Mapping[str, Any]) -> str:
                  else "")
         return (f"Buy trigger fired: bought {shares} {symbol} @ {price} for "
                 f"{amount}{extra}; cash {cash}")
-    if name == "pending_expired":
+    if name == PENDING_EXPIRED:
         side = str(data.get("side", "")).upper()
         released = "cost returned" if data.get("side") == "buy" else "shares returned"
         return (f"Pending {side} #{data.get('txn')} expired: {shares} {symbol} @ {price}, "

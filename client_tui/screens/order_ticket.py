@@ -15,30 +15,29 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, ProgressBar, Static
 
 from client_tui.model import format as fmt
-from client_tui.model.intents import IntentError, parse_amount, parse_symbol
-from client_tui.model.quotes import Freshness, freshness
-from client_tui.model.summary import ReplyShapeError, cents
+from client_tui.model.intents import IntentError, parse_symbol
+from client_tui.model.quotes import freshness
+from client_tui.model.summary import ReplyShapeError
 from client_tui.model.ticket import (
+    QUOTE_NOTE,
+    KeyAction,
     Preview,
-    TicketFlow,
+    Ticket,
     TicketState,
-    shares_text,
+    Toast,
+    parse_entry,
 )
 from client_tui.screens.keys import FIELD_KEYS, deliver_early_key
 from client_tui.session import TradingSession
 from client_tui.widgets.cells import FRESHNESS_STYLE
 from client_tui.widgets.text import set_content, set_line
-from protocol.limits import PENDING_LIFETIME_MS
+from protocol.limits import PENDING_LIFETIME_MS, SYMBOL_MAX_LENGTH
 
-#: After the countdown ends, wait this long for `pending_expired` before asking the server.
-EXPIRY_GRACE_MS = 3_000
-
-VERB = {"buy": ("Bought", "cost"), "sell": ("Sold", "proceeds")}
-ING = {"commit": "Committing", "cancel": "Cancelling"}
+SETTLING = {KeyAction.COMMIT: "Committing …", KeyAction.CANCEL: "Cancelling …"}
 
 
 class OrderTicket(ModalScreen[None]):
-    """One BUY or SELL from entry to commit, cancel or expiry."""
+    """One BUY or SELL from entry to commit, cancel or expiry: a view of a model.ticket.Ticket."""
 
     BINDINGS = [
         *FIELD_KEYS,
@@ -55,18 +54,19 @@ class OrderTicket(ModalScreen[None]):
         self._symbol = symbol
         self._amount = amount
         self._place_now = place
-        self.flow = TicketFlow()
-        self.order: dict[str, Any] = {}
-        self.txn: int | None = None
-        self.expires_at = 0
-        self._checked_expiry = False
+        self.ticket = Ticket(side)
         #: The field focused as the ticket shows (a later focus() could undo fast typing).
         self.AUTO_FOCUS = "#ticket-amount" if symbol else "#ticket-symbol"
 
     @property
     def state(self) -> TicketState:
         """`entry`, `placing`, `pending`, `settling` or `done` (a str enum)."""
-        return self.flow.state
+        return self.ticket.state
+
+    @property
+    def txn(self) -> int | None:
+        """The txn of the order placed (None before)."""
+        return None if self.ticket.order is None else self.ticket.order.txn
 
     # --- layout ---------------------------------------------------------------------------
 
@@ -75,7 +75,7 @@ class OrderTicket(ModalScreen[None]):
             yield Static(Text(f" {self.side.upper()} ", style="bold reverse"), id="ticket-title")
             with Horizontal(classes="field-row"):
                 yield Label("Symbol", classes="field-label")
-                yield Input(self._symbol, id="ticket-symbol", max_length=3,
+                yield Input(self._symbol, id="ticket-symbol", max_length=SYMBOL_MAX_LENGTH,
                             placeholder="e.g. ABC")
                 yield Label("Amount $", classes="field-label")
                 yield Input("" if self._amount is None else fmt.money(self._amount),
@@ -112,11 +112,8 @@ class OrderTicket(ModalScreen[None]):
 
     def _entered(self) -> tuple[str, int]:
         """The symbol and amount typed; raises IntentError."""
-        symbol = parse_symbol(self.query_one("#ticket-symbol", Input).value)
-        amount_text = self.query_one("#ticket-amount", Input).value
-        if not amount_text.strip():
-            raise IntentError("enter an amount in dollars")
-        return symbol, parse_amount(amount_text)
+        return parse_entry(self.query_one("#ticket-symbol", Input).value,
+                           self.query_one("#ticket-amount", Input).value)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         event.stop()
@@ -145,8 +142,7 @@ class OrderTicket(ModalScreen[None]):
             return
         age = latest.age_at(self.session.clock.now_ms())
         state = freshness(age)
-        note = {Freshness.FRESH: "backs an order", Freshness.AGING: "about to expire",
-                Freshness.STALE: "expired: the order will get a new quote"}[state]
+        note = QUOTE_NOTE[state]
         set_line(self.query_one("#ticket-quote", Static), Text.assemble(
             ("Quote ", "dim"), (symbol, "bold"), " ", (fmt.money(latest.price), "bold"),
             ("  age ", "dim"), (fmt.age(age), FRESHNESS_STYLE[state]), f" ({note})"))
@@ -159,9 +155,8 @@ class OrderTicket(ModalScreen[None]):
         except IntentError:
             return None
         latest = self.session.store.quotes.latest(symbol)
-        summary = self.session.store.summary
-        return Preview(self.side, amount, latest.price if latest else None, summary.cash,
-                       summary.holdings.get(symbol, 0))
+        return Preview.of_account(self.side, symbol, amount, latest.price if latest else None,
+                                  self.session.store.summary)
 
     def _show_estimate(self) -> None:
         if self.state != TicketState.ENTRY:
@@ -189,17 +184,18 @@ class OrderTicket(ModalScreen[None]):
     # --- keys -----------------------------------------------------------------------------
 
     def action_enter(self) -> None:
-        action = self.flow.on_enter()
-        if action == "place":
+        action = self.ticket.on_enter()
+        if action == KeyAction.PLACE:
             self._place()
-        elif action == "commit":
-            self._settle("commit")
+        elif action == KeyAction.COMMIT:
+            self._settle(action)
 
     def action_escape(self) -> None:
-        action = self.flow.on_escape()
-        if action == "cancel":
-            self._settle("cancel")
-        elif action == "close":
+        action = self.ticket.on_escape()
+        if action == KeyAction.CANCEL:
+            self._settle(action)
+        elif action == KeyAction.CLOSE:
+            self.ticket.close()
             self.dismiss(None)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -225,41 +221,28 @@ class OrderTicket(ModalScreen[None]):
             self._show_estimate()
             preview = self.preview()
         if preview is not None and preview.blocked:
-            self._error(f"Not placed — {preview.warning() or preview.requirement_text()}")
+            self._error(preview.not_placed_text())
             self._hint("Change the amount and press Enter, or Esc to close.")
             return
         if self.state != TicketState.ENTRY:
             return
-        self.flow.fire("place")
+        self.ticket.place()
         self._error("")
         self._hint(f"Placing {self.side.upper()} …")
         outcome = await self.session.place(self.side, symbol, amount)
         if not outcome.ok:
-            self.flow.fire("refused")
+            self.ticket.refused()
             self._error(outcome.error)
             self._hint("Fix it and press Enter again, or Esc to close.")
             return
         try:
-            self.expires_at = int(outcome.result["expires_at"])
-            price = cents(outcome.result["price"])
-        except (KeyError, TypeError, ValueError, ReplyShapeError) as exc:
+            order = self.ticket.placed(outcome.txn, outcome.result)
+        except ReplyShapeError as exc:
             self._error(f"bad_reply: {exc}")
-            self.flow.fire("broken")
             return
-        self.order = dict(outcome.result)
-        self.txn = outcome.txn
-        self.flow.fire("placed")
-        value = outcome.result.get("cost") or outcome.result.get("proceeds") or "0.00"
-        try:
-            shown_value = fmt.money(cents(value))
-            shares = shares_text(int(outcome.result.get("shares", 0)))
-        except (ReplyShapeError, TypeError, ValueError):
-            shown_value, shares = str(value), f"{outcome.result.get('shares')} shares"
         set_line(self.query_one("#ticket-warning", Static), "")
         set_line(self.query_one("#ticket-estimate", Static), "")
-        set_line(self.query_one("#ticket-order", Static), Text.assemble(
-            (f"Pending {self.side.upper()} #{self.txn}: ", "bold"),
-            (f"{shares} of {symbol} @ {fmt.money(price)} = {shown_value}", "bold")))
+        set_line(self.query_one("#ticket-order", Static), Text(order.describe(), style="bold"))
         for widget_id in ("#ticket-symbol", "#ticket-amount"):
             self.query_one(widget_id, Input).disabled = True
         self.query_one("#ticket-progress").display = True
@@ -269,69 +252,46 @@ class OrderTicket(ModalScreen[None]):
         self._tick()
 
     @work(exclusive=True, group="ticket")
-    async def _settle(self, action: str) -> None:
-        newest = self.session.store.newest_pending(self.side)
-        if newest is not None and newest.expires_at > self.expires_at:
-            self._error(f"a newer {self.side.upper()} #{newest.txn} is pending: the server would "
-                        f"{action} that one first; settle it in Orders (3)")
+    async def _settle(self, action: KeyAction) -> None:
+        blocker = self.ticket.settle_blocker(action, self.session.store.newest_pending(self.side))
+        if blocker:
+            self._error(blocker)
             return
-        self.flow.fire("settle")
+        self.ticket.settle()
         self._error("")
-        self._hint(ING[action] + " …")
+        self._hint(SETTLING[action])
         outcome = await self.session.settle(action, self.side)
         if outcome.ok:
-            self._settled(action, outcome.result)
-            return
-        if outcome.code in ("no_pending_buy", "no_pending_sell"):
-            self._close(f"{action.upper()} {self.side.upper()} #{self.txn} failed: "
-                        f"{outcome.error}", "error")
-            return
-        self.flow.fire("kept")
-        self._error(outcome.error)
-        self._hint("Enter commits; Esc cancels.")
-
-    def _settled(self, action: str, result: dict[str, Any]) -> None:
-        mine = all(result.get(k) == self.order.get(k) for k in ("symbol", "shares", "price"))
-        what = (f"{result.get('shares')} {result.get('symbol')} @ "
-                f"{fmt.money_text(result.get('price'))}")
-        if not mine:
-            # The server settled a newer order of this side: ours is still pending.
-            self.flow.fire("kept")
-            self.notify(f"{action.upper()}_{self.side.upper()} settled a newer order ({what}); "
-                        f"this ticket's #{self.txn} is still pending", severity="warning")
-            self._hint("Enter commits; Esc cancels.")
-            return
-        if action == "commit":
-            verb, field = VERB[self.side]
-            self._close(f"{verb} {what} ({field} {fmt.money_text(result.get(field, ''))})",
-                        "information")
+            toast = self.ticket.settled(action, outcome.result)
         else:
-            self._close(f"Cancelled {self.side.upper()} of {what}", "information")
+            toast = self.ticket.settle_failed(action, outcome.code, outcome.error)
+            if toast is None:
+                self._error(outcome.error)
+        if self.state == TicketState.DONE and toast is not None:
+            self._close(toast)
+            return
+        if toast is not None:
+            self.notify(toast.message, severity=toast.severity)
+        self._hint("Enter commits; Esc cancels.")
 
     def server_expired(self, event: dict[str, Any]) -> bool:
         """The server pushed `pending_expired`; True when it was this ticket's order."""
-        alive = self.state in (TicketState.PENDING, TicketState.SETTLING)
-        if not alive or event.get("txn") != self.txn:
+        toast = self.ticket.expired_by_server(event)
+        if toast is None:
             return False
-        self._close(f"{self.side.upper()} #{self.txn} expired: {event.get('shares')} "
-                    f"{event.get('symbol')} @ {fmt.money_text(event.get('price'))} released "
-                    f"(cash {fmt.money_text(event.get('cash'))})", "warning")
+        self._close(toast)
         return True
 
     # --- ticking --------------------------------------------------------------------------
 
     def _tick(self) -> None:
         self._show_quote()  # the quote's age keeps counting in every state
-        if self.state not in (TicketState.PENDING, TicketState.SETTLING):
+        countdown = self.ticket.tick(self.server_now_ms())
+        if countdown is None:
             return
-        left = self.expires_at - self.server_now_ms()
-        self.query_one("#ticket-progress", ProgressBar).update(progress=max(0, left))
-        if left > 0:
-            self._hint(f"Expires in {fmt.countdown(left)} — Enter commits · Esc cancels")
-            return
-        self._hint("Expired by the server's clock; waiting for its confirmation …")
-        if left < -EXPIRY_GRACE_MS and not self._checked_expiry:
-            self._checked_expiry = True
+        self.query_one("#ticket-progress", ProgressBar).update(progress=max(0, countdown.left_ms))
+        self._hint(countdown.hint)
+        if countdown.check_expiry:
             self._confirm_expiry()
 
     @work(exclusive=True, group="ticket-expiry")
@@ -339,14 +299,14 @@ class OrderTicket(ModalScreen[None]):
         await self.session.refresh_summary()
         summary = self.session.store.summary
         pending = summary.pending_buys if self.side == "buy" else summary.pending_sells
-        if self.state == TicketState.PENDING and all(o.txn != self.txn for o in pending):
-            self._close(f"{self.side.upper()} #{self.txn} expired", "warning")
+        toast = self.ticket.expired_unannounced(pending)
+        if toast is not None:
+            self._close(toast)
 
     # --- helpers --------------------------------------------------------------------------
 
-    def _close(self, message: str, severity: str) -> None:
-        self.flow.finish()
-        self.app.notify(message, severity=severity)  # type: ignore[arg-type]
+    def _close(self, toast: Toast) -> None:
+        self.app.notify(toast.message, severity=toast.severity)
         self.dismiss(None)
 
     def _error(self, text: str) -> None:
