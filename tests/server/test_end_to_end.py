@@ -12,6 +12,7 @@ import pytest
 
 from bench.workload import read_workload, shipped
 from protocol.client import DaytradeClient
+from protocol.limits import PENDING_LIFETIME_MS
 from server.audit.validate import validate_log
 from tests.server.conftest import workload_prices
 from tests.server.journal_helpers import Wire, dumplog, operator, user_of_shard
@@ -25,9 +26,6 @@ from tests.support.oracle import (
 )
 
 pytestmark = pytest.mark.e2e
-
-#: A BUY or SELL not committed within this many ms is released (the spec's 60 s).
-PENDING_LIFETIME_MS = 60_000
 
 
 def engine_replay(name: str, prices: dict[str, int]) -> Oracle:
