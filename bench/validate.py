@@ -10,8 +10,6 @@ as the second summary's newest transactions tell.
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,19 +18,12 @@ from typing import Any
 
 from lxml import etree
 
+from protocol.logfile import log_schema
 from protocol.money import parse_cents, parse_signed_cents
+from server.shards.audit_events import EVENT_KINDS
 
-EVENT_TAGS = ("userCommand", "quoteServer", "accountTransaction", "systemEvent", "errorEvent",
-              "debugEvent")
 #: Mismatches listed in full in the report (the count is always complete).
 MAX_LISTED = 20
-
-
-@functools.cache
-def log_schema() -> etree.XMLSchema:
-    """The packaged logfile.xsd, parsed once."""
-    source = importlib.resources.files("protocol").joinpath("logfile.xsd").read_bytes()
-    return etree.XMLSchema(etree.fromstring(source))
 
 
 @dataclass
@@ -55,12 +46,12 @@ class LogScan:
 def scan_log(path: str | os.PathLike[str]) -> LogScan:
     """Validate `path` against the schema while summing each user's cash (streaming)."""
     scan = LogScan()
-    by_kind: dict[str, int] = dict.fromkeys(EVENT_TAGS, 0)
+    by_kind: dict[str, int] = dict.fromkeys(EVENT_KINDS, 0)
     root_closed = False
     try:
         # Internal entities only (lxml's default) and no network: no XXE.
         # Only the root and the events reach Python; their fields are read from each event.
-        for _, element in etree.iterparse(str(path), events=("end",), tag=("log", *EVENT_TAGS),
+        for _, element in etree.iterparse(str(path), events=("end",), tag=("log", *EVENT_KINDS),
                                           schema=log_schema(), huge_tree=True, no_network=True):
             parent = element.getparent()
             if parent is None:

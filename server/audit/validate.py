@@ -8,23 +8,16 @@ collect every error with its line number.
 
 from __future__ import annotations
 
-import functools
-import importlib.resources
 import os
 from pathlib import Path
 
 from lxml import etree
 
+from protocol.logfile import log_schema
+
 #: Files up to this size get a full error list with line numbers when they fail.
 FULL_REPORT_MAX_BYTES = 64 * 1024 * 1024
 MAX_ERRORS = 100
-
-
-@functools.cache
-def log_schema() -> etree.XMLSchema:
-    """The packaged logfile.xsd, parsed once."""
-    source = importlib.resources.files("protocol").joinpath("logfile.xsd").read_bytes()
-    return etree.XMLSchema(etree.fromstring(source))
 
 
 def validate_log(path: str | os.PathLike[str], *, max_errors: int = MAX_ERRORS) -> list[str]:

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from protocol.logfile import log_schema
 from server.audit import validate
-from server.audit.validate import log_schema, validate_log
+from server.audit.validate import validate_log
 from server.audit.xml_writer import write_log
 from server.shards.audit_events import QUOTE_SERVER, USER_COMMAND, AuditEvent
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 from lxml import etree
 
-from server.audit.validate import log_schema
+from protocol.logfile import log_schema
 from server.audit.xml_writer import UnknownEventKind, escape_text, render_event, write_log
 from server.shards.audit_events import (
     ACCOUNT_TRANSACTION,
