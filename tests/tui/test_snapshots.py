@@ -15,6 +15,7 @@ from textual.widgets import Input
 
 from client_tui.app import DaytradeApp
 from client_tui.model.quotes import QuoteSample
+from client_tui.model.ticket import TicketState
 from client_tui.widgets.table import TradeTable
 from tests.tui.conftest import until
 from tests.tui.fakes import FrozenClock, RecordedServer, load_recording
@@ -125,8 +126,8 @@ def test_order_ticket_counting_down(snap_compare):
         await pilot.press("b", *"100")
         await settle(pilot)
         await pilot.press("enter")
-        await until(pilot, lambda: getattr(pilot.app.screen, "state", "") == "pending",
-                    "the ticket to be pending")
+        await until(pilot, lambda: getattr(pilot.app.screen, "state", None)
+                    == TicketState.PENDING, "the ticket to be pending")
         await settle(pilot)
 
     assert snap_compare(recorded_app(), terminal_size=(120, 40), run_before=run_before)
