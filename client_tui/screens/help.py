@@ -9,6 +9,9 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from client_tui.model.quotes import AMBER_AFTER_MS
+from protocol.limits import PENDING_LIFETIME_MS, QUOTE_LIFETIME_MS
+
 KEYS = (
     ("1 … 6", "Watchlist, Positions, Orders, Triggers, History, Log"),
     ("/", "add a symbol to the watchlist"),
@@ -49,8 +52,10 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll(id="help-box"):
             yield Static(" KEYS ", classes="dialog-title")
             yield Static(keys_table())
-            yield Static("Quotes back orders for 60 s (age amber from 45 s, red after). Pending "
-                         "orders expire 60 s after placing. The mouse works too.", classes="note")
+            yield Static(f"Quotes back orders for {QUOTE_LIFETIME_MS // 1000} s (age amber from "
+                         f"{AMBER_AFTER_MS // 1000} s, red after). Pending orders expire "
+                         f"{PENDING_LIFETIME_MS // 1000} s after placing. The mouse works too.",
+                         classes="note")
 
     def action_close(self) -> None:
         self.dismiss(None)

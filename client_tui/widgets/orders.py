@@ -15,6 +15,7 @@ from client_tui.view_context import ViewContext
 from client_tui.widgets import cells
 from client_tui.widgets.table import TradeTable
 from client_tui.widgets.text import set_content
+from protocol.limits import PENDING_LIFETIME_MS
 
 COLUMNS = [("Side", 5), ("Txn", 7, "right"), ("Symbol", 6), ("Shares", 8, "right"),
            ("Price", 10, "right"), ("Amount", 13, "right"), ("Expires in", 10, "right"),
@@ -80,7 +81,8 @@ class OrdersView(Vertical):
                 action)))
         self.table.show(rows)
         note = ("No pending orders. b buys, s sells." if not rows else
-                "Orders expire 60 s after placing; the newest of a side settles first.")
+                f"Orders expire {PENDING_LIFETIME_MS // 1000} s after placing; the newest of a "
+                "side settles first.")
         set_content(self.query_one("#orders-note", Label), note)
 
     def _selected(self) -> tuple[str, int] | None:
