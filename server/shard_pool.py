@@ -65,6 +65,7 @@ class RemoteShards:
     secret: bytes
     shard_wait: float = 3.0
     tls_ca: str | None = None  # a PEM certificate to trust: connect over TLS
+    dump_dir: str | None = None  # where the gateway writes an all-users DUMPLOG it is given
 
 
 class _Connector(ClientFactory):
@@ -142,6 +143,7 @@ class ShardPool:
         # its requests from before, and those answers must match none of the new ones.
         self._req_ids = secrets.randbelow(1 << 48)
         self._pings = 0
+        self._record_waits: dict[int, tuple[int, Deferred[Any]]] = {}  # token -> shard, answer
         self.queue_limit = queue_limit
         self._stopping = False
         self._ctx = multiprocessing.get_context("spawn")
@@ -353,6 +355,9 @@ class ShardPool:
         gone, shard.waiting = shard.waiting[:expired], shard.waiting[expired:]
         where = f"{shard.address[0]}:{shard.address[1]}" if shard.address else "local"
         for _queued_at, message in gone:
+            if message[0] == Frame.RECORDS:
+                self._fail_record_waits(index, f"shard {index} at {where} cannot be reached")
+                continue
             entry = shard.inflight.pop(message[1], None)
             if entry is None:
                 continue
@@ -392,11 +397,48 @@ class ShardPool:
                 entry = pop(msg[1], None)
                 if entry is not None:
                     entry[0]([msg[2]], None)
+            elif kind == Frame.DUMP:
+                entry = pop(msg[1], None)
+                if entry is not None:
+                    self._dump(entry[0], msg[2], msg[3])
+            elif kind == Frame.RECORDS:
+                waiting = self._record_waits.pop(msg[1], None)
+                if waiting is not None:
+                    if msg[2] is None:
+                        waiting[1].errback(RuntimeError(f"shard {index}: {msg[3]}"))
+                    else:
+                        waiting[1].callback((msg[2], msg[3]))
             elif kind == Frame.PONG:
                 shard = self._shards[index]
                 sent = shard.ping_sent.pop(msg[1], None)
                 if sent is not None:
                     shard.rtt_ms = round((self._reactor.seconds() - sent) * 1000, 3)
+
+    def _dump(self, sink: ReplySink, txn: int, filename: str) -> None:
+        """Write an all-users DUMPLOG from every remote shard's journal (server/remote_dump)."""
+        from pathlib import Path
+
+        from server.remote_dump import RemoteDump
+
+        assert self._remote is not None and self._remote.dump_dir is not None
+        RemoteDump(len(self._shards), self.fetch_records, Path(self._remote.dump_dir), txn,
+                   filename, sink).start()
+
+    def fetch_records(self, index: int, after_seq: int, limit: int) -> Deferred[Any]:
+        """Shard `index`'s journal records after `after_seq`: fires with (max_txn, rows), or
+        fails when the shard is lost or unreachable meanwhile."""
+        self._pings += 1  # one counter of tokens for pings and record requests
+        token = self._pings
+        d: Deferred[Any] = Deferred()
+        self._record_waits[token] = (index, d)
+        self._send(index, (Frame.RECORDS, token, after_seq, limit))
+        return d
+
+    def _fail_record_waits(self, index: int, why: str) -> None:
+        for token, (shard, d) in list(self._record_waits.items()):
+            if shard == index:
+                del self._record_waits[token]
+                d.errback(RuntimeError(why))
 
     def stats(self) -> Deferred[list[dict[str, Any]]]:
         """Every shard's STATS (a shard that does not answer within 2 s reports itself down),
@@ -453,6 +495,7 @@ class ShardPool:
         lost = [v for k, v in inflight.items() if k not in unsent]
         if lost:
             log.warning("shard %d lost with %d commands in flight", index, len(lost))
+        self._fail_record_waits(index, f"shard {index} was lost while its journal was read")
         for sink, txn, cmd in lost:
             sink([Reply(txn, cmd, False, None, ErrorCode.INTERNAL,
                         "the shard stopped before answering; retry with the same txn"

@@ -276,7 +276,8 @@ def _remote_shards(ap: argparse.ArgumentParser, args: argparse.Namespace) -> Any
         secret = read_secret(args.cluster_secret)
     except ValueError as exc:
         ap.error(f"argument --cluster-secret: {exc}")
-    return RemoteShards(addresses, secret, args.shard_wait, args.shard_tls_ca)
+    return RemoteShards(addresses, secret, args.shard_wait, args.shard_tls_ca,
+                        str(Path(args.data_dir).resolve() / "dumps"))
 
 
 def _serve(args: argparse.Namespace, data_dir: Path, location: str, quote_host: str,

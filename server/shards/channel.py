@@ -12,6 +12,7 @@ gateway -> shard
     [S, req_id]                        send your STATS
     [T, token, first_txn]              the txns a shard asked for (trigger firings)
     [P, token]                         ping (answered with Q)
+    [J, token, after_seq, limit]       journal records after `after_seq` (a remote DUMPLOG)
 shard -> gateway
     [R, [req_id, ...], lines]          replies: `lines` is their JSON lines joined by "\\n", in
                                        the order of the req_ids
@@ -19,11 +20,15 @@ shard -> gateway
     [S, req_id, dict]                  STATS, or an A answer
     [T, token, count]                  ask for `count` fresh txns
     [Q, token]                         pong
+    [D, req_id, txn, filename]         the all-users DUMPLOG `req_id` is the gateway's to write
+                                       (this shard cannot read the other shards' journals)
+    [J, token, max_txn, [[seq, base64 data], ...]]   journal records (none left: empty)
 The handshake before any of these on a TCP link (server/shards/handshake.py) uses H, G, W, X.
 """
 
 from __future__ import annotations
 
+import base64
 import struct
 from collections.abc import Callable
 from enum import StrEnum
@@ -50,6 +55,8 @@ class Frame(StrEnum):
     EVENT = "E"
     PING = "P"
     PONG = "Q"
+    DUMP = "D"  # shard -> gateway: write this all-users DUMPLOG from every shard's journal
+    RECORDS = "J"  # gateway -> shard: journal records after a seq; shard -> gateway: them
     HELLO = "H"  # shard -> gateway: version, K, N, the shard's challenge
     CLAIM = "G"  # gateway -> shard: version, K, N, role, the gateway's challenge, its proof
     WELCOME = "W"  # shard -> gateway: the shard's proof, its highest journaled txn
@@ -82,6 +89,15 @@ def write_now(transport: Any, data: bytes) -> None:
             return
         data = data[sent:]
     transport.write(data)
+
+
+def pack_records(rows: list[tuple[int, bytes]]) -> list[list[Any]]:
+    """Journal records (seq, stored bytes) as JSON can carry them (base64)."""
+    return [[seq, base64.b64encode(data).decode()] for seq, data in rows]
+
+
+def unpack_records(rows: list[list[Any]]) -> list[tuple[int, bytes]]:
+    return [(seq, base64.b64decode(data)) for seq, data in rows]
 
 
 def encode_frame(messages: list[Any]) -> bytes:

@@ -39,7 +39,7 @@ from protocol.replies import Reply
 from server.quotes.cache import renewal_due
 from server.shards import inputs as inp
 from server.shards import recovery
-from server.shards.channel import Frame
+from server.shards.channel import Frame, pack_records
 from server.shards.engine import DumpRequest, Engine, NeedQuote, quote_unavailable
 from server.shards.snapshots import SnapshotTaker
 from server.shards.threadname import set_native_name
@@ -238,6 +238,8 @@ class ShardService:
                 self._send((Frame.STATS, msg[1], self.stats()))
             elif kind == Frame.PING:
                 self._send((Frame.PONG, msg[1]))
+            elif kind == Frame.RECORDS:
+                self._send_records(msg[1], msg[2], msg[3])
         self._schedule_flush()
 
     def _command(self, req_id: int, now: int, line: str) -> None:
@@ -485,10 +487,8 @@ class ShardService:
         settings = self._dumps
         key = request.user if request.user is not None else _ALL_USERS
         if request.user is None and not settings.every_journal():
-            self._reply(req_id, Reply(
-                request.txn, "DUMPLOG", False, None, ErrorCode.BAD_REQUEST,
-                "an all-users DUMPLOG needs every shard's journal: with shards on separate hosts "
-                "(SQLite) dump one user at a time, or keep the journals in MongoDB"))
+            # The gateway pulls every shard's records and writes the file (server/remote_dump).
+            self._send((Frame.DUMP, req_id, request.txn, request.filename))
             self._resume(key)
             return
         shards = (range(self.count) if request.user is None
@@ -534,6 +534,20 @@ class ShardService:
             self._resume(key)
 
         threads.deferToThread(work).addCallbacks(done, failed)
+
+    def _send_records(self, token: int, after_seq: int, limit: int) -> None:
+        """Up to `limit` journal records after `after_seq`, read on a thread, for the gateway's
+        all-users DUMPLOG (server/remote_dump.py)."""
+        def read() -> tuple[int, list[list[Any]]]:
+            rows = list(itertools.islice(self.journal.records(after_seq), max(1, limit)))
+            return self.journal.max_txn(), pack_records(rows)
+
+        def failed(failure: Failure) -> None:  # the gateway's DUMPLOG fails, saying why
+            log.error("reading journal records for a DUMPLOG failed: %s", failure.getTraceback())
+            self._send((Frame.RECORDS, token, None, failure.getErrorMessage()))
+
+        d = threads.deferToThread(read)
+        d.addCallbacks(lambda answer: self._send((Frame.RECORDS, token, *answer)), failed)
 
     # --- timers: expiry and the trigger sweep -------------------------------------------------
 

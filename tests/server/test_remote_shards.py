@@ -10,15 +10,18 @@ import secrets
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
+from server.audit.parallel_dump import dump_all_users
 from server.audit.validate import validate_log
 from server.shards.service import EXIT_FENCED
+from server.store.sqlite_journal import SqliteJournal
 from tests.server.conftest import workload_prices
 from tests.server.journal_helpers import operator, user_of_shard, wait_until
-from tests.server.oracle import comparable
 from tests.server.test_end_to_end import engine_replay, replay_through_server
+from tests.support.oracle import comparable
 from tests.support.shards import QuoteProcess, ShardProcess
 from tests.support.system import RunningSystem
 
@@ -102,14 +105,29 @@ def test_ten_user_workload_through_remote_shards_matches_the_pure_engine(cluster
             assert validate_log(reply["result"]["path"]) == []
 
 
-def test_an_all_users_dumplog_with_sqlite_shards_on_volumes_of_their_own_says_why_it_cannot(
+def test_an_all_users_dumplog_with_shards_on_volumes_of_their_own_is_written_by_the_gateway(
         cluster_factory):
     cluster = cluster_factory()
     with operator(cluster.gateway) as op:
-        assert op.ask("ADD,ann,1.00")["ok"]
+        for i in range(40):  # users on both shards
+            assert op.ask(f"ADD,user{i},{i + 1}.00")["ok"]
         reply = op.ask("DUMPLOG,all.xml")
-    assert not reply["ok"] and reply["error"]["code"] == "bad_request"
-    assert "every shard's journal" in reply["error"]["message"]
+    assert reply["ok"], reply
+    path = Path(reply["result"]["path"])
+    assert path.parent == cluster.gateway.data_dir.resolve() / "dumps"
+    assert validate_log(path) == []
+    # The same bytes as the dump a shard writes when it can read every journal itself.
+    for shard in cluster.shards:
+        shard.stop()
+    journals = [SqliteJournal(shard.data_dir, shard.index) for shard in cluster.shards]
+    try:
+        local = dump_all_users(journals, cluster.tmp_path, "local.xml")
+    finally:
+        for journal in journals:
+            journal.close()
+    assert local.events == reply["result"]["events"] == 81  # 40 ADDs audited twice, DUMPLOG
+    assert path.read_bytes() == local.path.read_bytes()
+    assert not [p for p in path.parent.iterdir() if p.name.startswith(".remote-dump")]
 
 
 def test_a_killed_shards_users_get_clear_errors_others_carry_on_and_it_serves_again(

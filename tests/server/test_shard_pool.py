@@ -35,12 +35,13 @@ class Sink:
 class Cluster:
     """A pool of two remote shards on a fake reactor; the test plays the shards."""
 
-    def __init__(self, shard_wait: float = 3.0) -> None:
+    def __init__(self, shard_wait: float = 3.0, dump_dir: str | None = None) -> None:
         self.reactor = MemoryReactorClock()
         self.seen: list[int] = []
         self.pool = ShardPool([], self.reactor, on_event=lambda user, ev: None,
                               reserve_txns=lambda n: 1000, seen_txn=self.seen.append,
-                              remote=RemoteShards(ADDRESSES, SECRET, shard_wait),
+                              remote=RemoteShards(ADDRESSES, SECRET, shard_wait,
+                                                  dump_dir=dump_dir),
                               rng=random.Random(7))
         self.transports: dict[int, StringTransport] = {}
         self.pool.start()
@@ -198,3 +199,23 @@ def test_a_shard_asking_for_txns_while_the_link_is_down_is_not_answered_later():
     cluster.refuse(0)
     cluster.pool._send(0, (Frame.TXNS, 1, 1000))  # the answer to a link that went away
     assert cluster.pool._shards[0].waiting == []
+
+
+def test_an_all_users_dumplog_fails_with_the_reason_when_a_shard_is_lost_while_it_is_read(
+        tmp_path):
+    cluster = Cluster(dump_dir=str(tmp_path))
+    transports = [cluster.accept(0), cluster.accept(1)]
+    sink = Sink()
+    cluster.pool.submit(0, Frame.COMMAND, (0, "[9] DUMPLOG,all.xml"), sink, 9, "DUMPLOG")
+    cluster.reactor.advance(0)
+    [command] = [m for m in cluster.frames(transports[0]) if m[0] == "C"]
+    # Shard 0 cannot read the other journal: the gateway is to write the file.
+    cluster.attempts(0)[-1][2].channel.dataReceived(
+        encode_frame([[Frame.DUMP, command[1], 9, "all.xml"]]))
+    cluster.reactor.advance(0)
+    assert [m[0] for m in cluster.frames(transports[1]) if m[0] == "J"] == ["J"]
+    cluster.lose(1)
+    [(reply, code)] = sink.answers
+    assert code == "internal" and reply["txn"] == 9
+    assert "shard 1 was lost while its journal was read" in reply["error"]["message"]
+    assert list(tmp_path.iterdir()) == []  # the pulled records are gone

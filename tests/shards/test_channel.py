@@ -17,6 +17,8 @@ from server.shards.channel import (
     FrameProtocol,
     decode_body,
     encode_frame,
+    pack_records,
+    unpack_records,
     write_now,
 )
 
@@ -96,3 +98,10 @@ def test_a_frame_that_is_json_but_not_a_list_of_messages_is_refused():
         decode_body(b'{"C": 1}')
     with pytest.raises(FrameError):
         decode_body(b'[[1, 2]]')
+
+
+def test_journal_records_cross_a_json_frame_byte_for_byte():
+    rows = [(1, bytes(range(256))), (2, b"")]
+    frame = encode_frame([(Frame.RECORDS, 7, 99, pack_records(rows))])
+    [[_, _, _, packed]] = decode_body(frame[4:])
+    assert unpack_records(packed) == rows
