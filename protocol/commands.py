@@ -34,6 +34,11 @@ class TradingCommand(Command):
 
     TRADING: ClassVar[bool] = True
 
+    def audit_fields(self) -> tuple[str | None, int | None, str | None]:
+        """What the audit log (logfile.xsd) names of the command: its stock symbol, its funds in
+        cents (an amount or a price) and its DUMPLOG filename, each None when it has none."""
+        return (None, None, None)
+
 
 # --- trading commands -------------------------------------------------------------------------
 
@@ -46,6 +51,9 @@ class Add(TradingCommand):
     amount: int
     txn: int | None = None
 
+    def audit_fields(self) -> tuple[str | None, int | None, str | None]:
+        return (None, self.amount, None)
+
     def line(self) -> str:
         return f"ADD,{self.user},{format_cents(self.amount)}"
 
@@ -56,6 +64,9 @@ class Quote(TradingCommand):
     user: str
     symbol: str
     txn: int | None = None
+
+    def audit_fields(self) -> tuple[str | None, int | None, str | None]:
+        return (self.symbol, None, None)
 
     def line(self) -> str:
         return f"QUOTE,{self.user},{self.symbol}"
@@ -68,6 +79,9 @@ class _SymbolAmount(TradingCommand):
     symbol: str
     amount: int
     txn: int | None = None
+
+    def audit_fields(self) -> tuple[str | None, int | None, str | None]:
+        return (self.symbol, self.amount, None)
 
     def line(self) -> str:
         return f"{self.NAME},{self.user},{self.symbol},{format_cents(self.amount)}"
@@ -100,6 +114,9 @@ class _SymbolPrice(TradingCommand):
     symbol: str
     price: int
     txn: int | None = None
+
+    def audit_fields(self) -> tuple[str | None, int | None, str | None]:
+        return (self.symbol, self.price, None)
 
     def line(self) -> str:
         return f"{self.NAME},{self.user},{self.symbol},{format_cents(self.price)}"
@@ -152,6 +169,9 @@ class _UserSymbol(TradingCommand):
     symbol: str
     txn: int | None = None
 
+    def audit_fields(self) -> tuple[str | None, int | None, str | None]:
+        return (self.symbol, None, None)
+
     def line(self) -> str:
         return f"{self.NAME},{self.user},{self.symbol}"
 
@@ -187,6 +207,9 @@ class DumpLog(TradingCommand):
     filename: str
     user: str | None = None
     txn: int | None = None
+
+    def audit_fields(self) -> tuple[str | None, int | None, str | None]:
+        return (None, None, self.filename)
 
     def line(self) -> str:
         if self.user is None:

@@ -63,6 +63,13 @@ class Account:
     #: Counter of this user's audit events (AuditEvent.seq).
     event_seq: int = 0
 
-    def remember(self, txn: int, line: str, reply: Any) -> None:
-        """Keep a state-changing command's reply for retries."""
+    def answered(self, txn: int, line: str, reply: Any) -> None:
+        """A state-changing command was answered (failures included): its txn is the user's
+        last, and its reply is kept for retries (server/shards/engine/idempotency.py)."""
+        self.last_txn = txn
         self.recent.append((txn, line, reply))
+
+    def record(self, txn: int, now: int, kind: str, symbol: str | None, shares: int,
+               price: int | None, cash_delta: int) -> None:
+        """Add a change of cash or shares to the history DISPLAY_SUMMARY shows."""
+        self.transactions.append(TxRecord(txn, now, kind, symbol, shares, price, cash_delta))
