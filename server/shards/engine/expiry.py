@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import heapq
 
-from server.shards.account import PENDING_LIFETIME_MS, Account, Pending
+from protocol.limits import PENDING_LIFETIME_MS
+from server.shards.account import Account, Pending
 
 
 class ExpiryQueue:

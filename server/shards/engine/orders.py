@@ -6,10 +6,11 @@ from typing import Any
 
 from protocol import commands as c
 from protocol.errors import ErrorCode
+from protocol.limits import PENDING_LIFETIME_MS
 from protocol.money import format_cents
 from protocol.quote import PriceQuote
 from protocol.replies import PENDING_EXPIRED, Reply
-from server.shards.account import PENDING_LIFETIME_MS, Account, Pending
+from server.shards.account import Account, Pending
 from server.shards.engine.audit import AuditRecorder
 from server.shards.engine.funds import move_cash
 from server.shards.engine.outcomes import Refused

@@ -1,7 +1,8 @@
 """The expiry queue: when pending entries fall due, for the shard's timer and for a user's next
 command."""
 
-from server.shards.account import PENDING_LIFETIME_MS, Account, Pending
+from protocol.limits import PENDING_LIFETIME_MS
+from server.shards.account import Account, Pending
 from server.shards.engine.expiry import ExpiryQueue
 
 T0 = 1_000_000

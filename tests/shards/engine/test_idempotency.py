@@ -3,8 +3,9 @@ same txn gets it again, marked replayed."""
 
 from protocol import commands as c
 from protocol.errors import ErrorCode
+from protocol.limits import RECENT_REPLIES
 from protocol.replies import Reply
-from server.shards.account import RECENT_REPLIES, Account
+from server.shards.account import Account
 from server.shards.engine.idempotency import stored_reply
 
 
