@@ -214,3 +214,47 @@ def test_pending_expiry_through_the_server_matches_the_pure_engine(system_factor
         assert by_entry == sorted(oracle.pushes, key=lambda e: (e["user"], e["txn"]))
         run_on_both(op, oracle, after, txn, T0 + PENDING_LIFETIME_MS + 1_000)
         assert_summaries_and_audit_agree(system, op, oracle, [ann, bob, cat])
+
+
+@pytest.mark.soak
+def test_a_price_moved_in_the_prices_file_fires_what_it_crosses_like_the_pure_engine(
+        system_factory):
+    """(soak: a swept quote serves up to 60 s) Triggers armed where the prices do not cross
+    them stay armed; once the quote simulator's prices file moves the prices, the sweep fires
+    the triggers the new prices cross as soon as its cached quotes are renewed, and nothing
+    else: the pushed trigger_fired events, the audit log and every DISPLAY_SUMMARY are the
+    engine's at the new prices."""
+    u = timer_users()
+    ann, bob, cat = u["ann"], u["bob"], u["cat"]
+    prices = {"TMV": 4_000, "TMW": 2_000}
+    lines = [
+        f"ADD,{ann},1000.00", f"SET_BUY_AMOUNT,{ann},TMV,200.00",
+        f"SET_BUY_TRIGGER,{ann},TMV,35.00",  # crosses once TMV falls to 34.00
+        f"ADD,{bob},500.00", f"BUY,{bob},TMW,100.00", f"COMMIT_BUY,{bob}",
+        f"SET_SELL_AMOUNT,{bob},TMW,100.00",
+        f"SET_SELL_TRIGGER,{bob},TMW,22.00",  # crosses once TMW rises to 23.00
+        f"ADD,{cat},300.00", f"SET_BUY_AMOUNT,{cat},TMV,100.00",
+        f"SET_BUY_TRIGGER,{cat},TMV,30.00",  # stays above at 34.00: never
+    ]
+    system = system_factory(prices=prices, sweep_interval=0.2)
+    oracle = Oracle(prices)  # shares the dict: it sees the move too
+    with operator(system) as op:
+        for user in (ann, bob, cat):
+            assert op.ask(f"WATCH,{user}")["ok"]
+        run_on_both(op, oracle, lines, 1, T0)
+        assert oracle.crossings(T0) == set()
+        assert op.poll(1.0) is None and op.events == []  # five sweeps at the old prices
+        prices.update({"TMV": 3_400, "TMW": 2_300})
+        system.set_prices(prices)
+        crossing = oracle.crossings(T0)
+        assert crossing == {(ann, "buy", "TMV"), (bob, "sell", "TMW")}  # what it says
+        fired = pushed(op, "trigger_fired", len(crossing),
+                       timeout=PENDING_LIFETIME_MS / 1000 + 60)
+        assert {(e["user"], e["side"], e["symbol"]) for e in fired} == crossing
+        for symbol in sorted({e["symbol"] for e in fired}):
+            oracle.fire(symbol, sorted(e["txn"] for e in fired if e["symbol"] == symbol), T0)
+        assert sorted(fired, key=lambda e: e["txn"]) == sorted(oracle.pushes,
+                                                               key=lambda e: e["txn"])
+        assert op.poll(1.0) is None  # five more sweeps fire nothing else
+        assert len([e for _, e in op.events if e["event"] == "trigger_fired"]) == len(crossing)
+        assert_summaries_and_audit_agree(system, op, oracle, [ann, bob, cat])

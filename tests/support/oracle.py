@@ -28,7 +28,8 @@ _AUDIT_PLACE_AND_TIME = {"timestamp", "server", "quoteServerTime", "cryptokey"}
 
 
 class Oracle:
-    """One Engine fed wire lines at a time the test chooses, each quote at a fixed price."""
+    """One Engine fed wire lines at a time the test chooses, each quote at the price `prices`
+    holds for its symbol when it is asked (a test may move them: it shares the dict)."""
 
     def __init__(self, prices: dict[str, int]) -> None:
         self.engine = Engine()
@@ -50,12 +51,13 @@ class Oracle:
         return outcome if isinstance(outcome, Reply) else None
 
     def quote(self, symbol: str, user: str, now: int) -> PriceQuote:
-        """The quote of `symbol` at `now`, at its fixed price (a cached one: the quote server's
-        own audit events depend on which shard fetched first, so no comparison uses them)."""
+        """The quote of `symbol` at `now`, at its current price (a cached one: the quote
+        server's own audit events depend on which shard fetched first, so no comparison uses
+        them)."""
         return PriceQuote(symbol, self.prices[symbol], now, "oracle", user, False)
 
     def crossings(self, now: int) -> set[tuple[str, str, str]]:
-        """(user, side, symbol) of every armed trigger the fixed prices cross at `now`."""
+        """(user, side, symbol) of every armed trigger the current prices cross at `now`."""
         crossed = set()
         for symbol, owner in self.engine.armed_symbols().items():
             for user, is_buy in self.engine.crossings(self.quote(symbol, owner, now), now):
@@ -63,7 +65,7 @@ class Oracle:
         return crossed
 
     def fire(self, symbol: str, txns: list[int], now: int) -> None:
-        """A sweep's quote of `symbol` at its fixed price, firing under `txns` in order."""
+        """A sweep's quote of `symbol` at its current price, firing under `txns` in order."""
         owner = self.engine.armed_symbols()[symbol]
         self.engine.fire_triggers(self.quote(symbol, owner, now), now, iter(txns))
         self._drain()
