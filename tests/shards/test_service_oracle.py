@@ -1,17 +1,26 @@
 """The shard at work against the pure engine (tests/support/oracle.py) over a seeded random
 session of several simulated minutes on a fake clock, prices moving as it goes: every reply, every
-pending expiry and trigger firing it pushes, and every account it leaves (live and recovered from
-its journal) are the engine's when pending entries expire exactly 60 s after their stamp and the
-sweep fires what the prices cross every 2 s."""
+pending expiry and trigger firing it pushes, every audit event it journals and every account it
+leaves (live and recovered from its journal) are the engine's when pending entries expire exactly
+60 s after their stamp and the sweep fires what the prices cross every 2 s."""
 
 from __future__ import annotations
 
 import random
 from typing import Any
 
+from server.audit.dumpfile import render_events
 from server.shards.engine import summary
+from server.store import codec
+from server.store.sqlite_journal import SqliteJournal
 from tests.shards.shard_harness import T0, Shard, recovered
-from tests.support.oracle import Oracle, comparable_reply
+from tests.support.oracle import (
+    Oracle,
+    audit_events,
+    comparable_audit,
+    comparable_reply,
+    oracle_audit,
+)
 
 USERS = ("amy", "ben", "cal", "dee")
 SYMBOLS = ("ABC", "DEF", "GHI")
@@ -154,6 +163,17 @@ def test_a_random_session_on_a_fake_clock_matches_the_engine_with_expiry_and_tri
     finally:
         session.shard.close()
     assert {u: summary(a) for u, a in recovered(tmp_path).accounts.items()} == live
+    assert journaled_audit(tmp_path) == oracle_audit(session.oracle)
+
+
+def journaled_audit(tmp_path: Any) -> list[tuple[tuple[str, str], ...]]:
+    """The comparable audit events of every record in the shard's journal."""
+    journal = SqliteJournal(tmp_path, 0)
+    try:
+        events = [e for _, data in journal.records() for e in codec.decode_events(data)]
+    finally:
+        journal.close()
+    return comparable_audit(audit_events(render_events(events)))
 
 
 def push_order(event: dict[str, Any]) -> tuple[str, str, int, str]:
