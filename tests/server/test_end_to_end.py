@@ -117,6 +117,19 @@ def pushed(op: Wire, name: str, count: int, timeout: float) -> list[dict[str, An
         assert reply is None, f"a reply nobody asked for: {reply}"
 
 
+def assert_firings_agree(op: Wire, oracle: Oracle, crossing: set[tuple[str, str, str]],
+                         timeout: float) -> None:
+    """The sweep fires exactly the `crossing` (user, side, symbol) triggers, pushed to `op`
+    within `timeout` seconds, and nothing more in five more sweeps; the oracle firing them
+    under the txns the gateway gave them pushes the same events."""
+    fired = pushed(op, "trigger_fired", len(crossing), timeout)
+    assert {(e["user"], e["side"], e["symbol"]) for e in fired} == crossing
+    oracle.fire_as_the_server_did(fired, T0)
+    assert sorted(fired, key=lambda e: e["txn"]) == sorted(oracle.pushes, key=lambda e: e["txn"])
+    assert op.poll(1.0) is None  # five more sweeps, 0.2 s apart
+    assert len([e for _, e in op.events if e["event"] == "trigger_fired"]) == len(crossing)
+
+
 def assert_summaries_and_audit_agree(system, op: Wire, oracle: Oracle, users: list[str]) -> None:
     """The DUMPLOG audit log holds the oracle's events, and every user's DISPLAY_SUMMARY is
     the oracle's (the dump first: DISPLAY_SUMMARY is audited too)."""
@@ -166,14 +179,7 @@ def test_trigger_firings_through_the_server_match_the_pure_engine(system_factory
         crossing = oracle.crossings(T0)
         assert crossing == {(ann, "buy", "TBA"), (eve, "buy", "TBA"), (bob, "sell", "TSB"),
                             (cat, "buy", "TNO")}  # the scenario is what it says
-        fired = pushed(op, "trigger_fired", len(crossing), timeout=30)
-        assert {(e["user"], e["side"], e["symbol"]) for e in fired} == crossing
-        for symbol in sorted({e["symbol"] for e in fired}):
-            oracle.fire(symbol, sorted(e["txn"] for e in fired if e["symbol"] == symbol), T0)
-        assert sorted(fired, key=lambda e: e["txn"]) == sorted(oracle.pushes,
-                                                               key=lambda e: e["txn"])
-        assert op.poll(1.0) is None  # five more sweeps fire nothing else
-        assert len([e for _, e in op.events if e["event"] == "trigger_fired"]) == len(crossing)
+        assert_firings_agree(op, oracle, crossing, timeout=30)
         assert_summaries_and_audit_agree(system, op, oracle, list(u.values()))
 
 
@@ -248,13 +254,5 @@ def test_a_price_moved_in_the_prices_file_fires_what_it_crosses_like_the_pure_en
         system.set_prices(prices)
         crossing = oracle.crossings(T0)
         assert crossing == {(ann, "buy", "TMV"), (bob, "sell", "TMW")}  # what it says
-        fired = pushed(op, "trigger_fired", len(crossing),
-                       timeout=PENDING_LIFETIME_MS / 1000 + 60)
-        assert {(e["user"], e["side"], e["symbol"]) for e in fired} == crossing
-        for symbol in sorted({e["symbol"] for e in fired}):
-            oracle.fire(symbol, sorted(e["txn"] for e in fired if e["symbol"] == symbol), T0)
-        assert sorted(fired, key=lambda e: e["txn"]) == sorted(oracle.pushes,
-                                                               key=lambda e: e["txn"])
-        assert op.poll(1.0) is None  # five more sweeps fire nothing else
-        assert len([e for _, e in op.events if e["event"] == "trigger_fired"]) == len(crossing)
+        assert_firings_agree(op, oracle, crossing, timeout=PENDING_LIFETIME_MS / 1000 + 60)
         assert_summaries_and_audit_agree(system, op, oracle, [ann, bob, cat])

@@ -111,9 +111,7 @@ class Session:
         fired = [e for e in self.shard.pushed()[self.pushes_seen:]
                  if e["event"] == "trigger_fired"]
         assert {(e["user"], e["side"], e["symbol"]) for e in fired} == crossing
-        for symbol in sorted({e["symbol"] for e in fired}):
-            self.oracle.fire(symbol, sorted(e["txn"] for e in fired if e["symbol"] == symbol),
-                             self.now())
+        self.oracle.fire_as_the_server_did(fired, self.now())
 
     def same_new_pushes(self) -> None:
         """What the shard pushed since the last look is what the oracle pushed meanwhile: each

@@ -70,6 +70,12 @@ class Oracle:
         self.engine.fire_triggers(self.quote(symbol, owner, now), now, iter(txns))
         self._drain()
 
+    def fire_as_the_server_did(self, fired: list[dict[str, Any]], now: int) -> None:
+        """Fire what the server's `trigger_fired` events say it fired: each symbol's sweep
+        quote under the txns the server gave that symbol's firings, lowest first."""
+        for symbol in sorted({e["symbol"] for e in fired}):
+            self.fire(symbol, sorted(e["txn"] for e in fired if e["symbol"] == symbol), now)
+
     def expire(self, now: int) -> None:
         """The expiry timer at `now`: every pending entry whose 60 s are over is released."""
         self.engine.expire_due(now)
