@@ -49,10 +49,13 @@ def trading_items() -> list:
     return [i for i in read_workload(shipped(WORKLOAD)) if i.command != "DUMPLOG"]
 
 
-async def replay_and_dump(host: str, port: int, token: str) -> tuple[list, list, dict, dict]:
+async def replay_and_dump(host: str, port: int,
+                          token: str) -> tuple[list, list, dict, dict, list]:
     """The workload through the server, then each user's DUMPLOG to a file: (the workload's
-    lines, their replies, DISPLAY_SUMMARY by user, the dump file's path by user)."""
-    trading, replies, _, summaries = await replay_through_server(host, port, token, WORKLOAD)
+    lines, their replies, DISPLAY_SUMMARY by user, the dump file's path by user, the replies
+    to the workload's own all-users DUMPLOG)."""
+    trading, replies, all_users, summaries = await replay_through_server(host, port, token,
+                                                                          WORKLOAD)
     client = await DaytradeClient.connect(host, port, timeout=60)
     try:
         assert (await client.auth(token)).ok
@@ -63,7 +66,7 @@ async def replay_and_dump(host: str, port: int, token: str) -> tuple[list, list,
             dumps[user] = reply.result["path"]
     finally:
         await client.close()
-    return trading, replies, summaries, dumps
+    return trading, replies, summaries, dumps, all_users
 
 
 def audit_records(path: str) -> Counter:
@@ -75,10 +78,10 @@ def audit_records(path: str) -> Counter:
 
 def test_the_ten_user_workload_through_shards_on_other_hosts_gives_local_modes_results(
         cluster: Cluster, tmp_path: Path, prices) -> None:
-    trading, replies, summaries, dumps = cluster.on_client(
+    trading, replies, summaries, dumps, all_users = cluster.on_client(
         lambda: replay_and_dump(*cluster.endpoint()))
     with RunningSystem(tmp_path / "local", prices=prices, sweep_interval=3600) as local:
-        _, local_replies, local_summaries, local_dumps = asyncio.run(
+        _, local_replies, local_summaries, local_dumps, _ = asyncio.run(
             replay_and_dump(local.host, local.port, local.token))
 
     assert len(replies) == len(trading)
@@ -89,6 +92,9 @@ def test_the_ten_user_workload_through_shards_on_other_hosts_gives_local_modes_r
     for user, path in dumps.items():
         assert validate_log(path) == [], user
         assert audit_records(path) == audit_records(local_dumps[user]), user
+    # The shards' journals share one directory here, so a shard can dump every user's.
+    assert len(all_users) == 1 and all_users[0].ok, all_users
+    assert validate_log(all_users[0].result["path"]) == []
 
 
 def audit_run(cluster: Cluster, replay: ResilientReplay, items: list, prices) -> None:
