@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol.client import DaytradeClient
-from protocol.money import format_cents
+from protocol.commands import Add
 
 READY = re.compile(r"daytrade listening on ([\w.:-]+?):(\d+)\b")
 #: Money the operator adds to the demo account.
@@ -147,7 +147,7 @@ async def fund(account: DemoAccount) -> str:
         auth = await operator.auth(account.token)
         if not auth.ok:
             raise FundingError(f"AUTH failed: {auth.code}: {auth.message}")
-        added = await operator.send(f"ADD,{account.user},{format_cents(account.cash)}")
+        added = await operator.send(Add(account.user, account.cash).line())
         if not added.ok:
             raise FundingError(f"ADD failed: {added.code}: {added.message}")
         return str((added.result or {}).get("cash", ""))

@@ -12,12 +12,19 @@ from client_tui.model.quotes import QuoteSample, parse_quote
 from client_tui.model.store import AccountStore
 from client_tui.model.summary import ReplyShapeError, Transaction, cents, parse_summary
 from client_tui.model.triggers import plan
-from protocol.money import format_cents
+from protocol import commands as c
 
 #: DISPLAY_SUMMARY returns this many transactions per page.
 PAGE = 20
 #: Older pages fetched per refresh at most, so a long history loads in steps.
 PAGES_PER_REFRESH = 25
+
+#: (action, side) -> the command that settles the newest pending order of that side.
+SETTLE_COMMANDS: dict[tuple[str, str], type[c.CommitBuy | c.CancelBuy | c.CommitSell
+                                            | c.CancelSell]] = {
+    ("commit", "buy"): c.CommitBuy, ("cancel", "buy"): c.CancelBuy,
+    ("commit", "sell"): c.CommitSell, ("cancel", "sell"): c.CancelSell,
+}
 
 
 class TradingSession:
@@ -39,7 +46,7 @@ class TradingSession:
 
     async def refresh_summary(self) -> Outcome:
         """DISPLAY_SUMMARY; newer transactions merge into the history (older pages as needed)."""
-        outcome = await self.connection.request(f"DISPLAY_SUMMARY,{self.user}")
+        outcome = await self.connection.request(c.DisplaySummary(self.user).line())
         if not outcome.ok:
             return outcome
         try:
@@ -61,7 +68,7 @@ class TradingSession:
             before = history.oldest_txn(page)
             if before is None or history.complete:
                 break
-            last = await self.connection.request(f"DISPLAY_SUMMARY,{self.user},{before}")
+            last = await self.connection.request(c.DisplaySummary(self.user, before).line())
             if not last.ok:
                 break
             try:
@@ -75,7 +82,7 @@ class TradingSession:
         return last
 
     async def quote(self, symbol: str) -> tuple[Outcome, QuoteSample | None]:
-        outcome = await self.connection.request(f"QUOTE,{self.user},{symbol}")
+        outcome = await self.connection.request(c.Quote(self.user, symbol).line())
         if not outcome.ok:
             if outcome.code not in ("offline", "connection_lost"):
                 self.store.quote_errors[symbol] = outcome.code
@@ -121,15 +128,16 @@ class TradingSession:
         return outcome
 
     async def add_funds(self, amount: int) -> Outcome:
-        return await self.execute(f"ADD,{self.user},{format_cents(amount)}")
+        return await self.execute(c.Add(self.user, amount).line())
 
     async def place(self, side: str, symbol: str, amount: int) -> Outcome:
         """BUY or SELL `amount` cents of `symbol`: a pending order that expires in 60 s."""
-        return await self.execute(f"{side.upper()},{self.user},{symbol},{format_cents(amount)}")
+        order = c.Buy if side == "buy" else c.Sell
+        return await self.execute(order(self.user, symbol, amount).line())
 
     async def settle(self, action: str, side: str) -> Outcome:
         """COMMIT or CANCEL the newest pending order of `side`."""
-        return await self.execute(f"{action.upper()}_{side.upper()},{self.user}")
+        return await self.execute(SETTLE_COMMANDS[action, side](self.user).line())
 
     async def set_trigger(self, side: str, symbol: str, amount: int, price: int) -> list[Outcome]:
         """Reserve and arm (or edit) a trigger; stops at the first failure."""
@@ -143,5 +151,5 @@ class TradingSession:
         return outcomes
 
     async def cancel_trigger(self, side: str, symbol: str) -> Outcome:
-        command = "CANCEL_SET_BUY" if side == "buy" else "CANCEL_SET_SELL"
-        return await self.execute(f"{command},{self.user},{symbol}")
+        cancel = c.CancelSetBuy if side == "buy" else c.CancelSetSell
+        return await self.execute(cancel(self.user, symbol).line())

@@ -1,7 +1,7 @@
 """Typed commands of the command palette (`buy ABC 100`, `trigger buy ABC 500 @ 12.50`, ...).
 
 `parse(text)` turns what the user typed into an Intent, or raises IntentError saying what a valid
-command looks like. Intents carry integer cents; turning them into request lines is `lines(user)`.
+command looks like. Intents carry integer cents; the session (client_tui/session.py) sends them.
 """
 
 from __future__ import annotations
@@ -64,10 +64,6 @@ class CancelTrigger:
     def describe(self) -> str:
         return f"cancel the {self.side} trigger on {self.symbol}"
 
-    def lines(self, user: str) -> list[str]:
-        command = "CANCEL_SET_BUY" if self.side == "buy" else "CANCEL_SET_SELL"
-        return [f"{command},{user},{self.symbol}"]
-
 
 @dataclass(frozen=True, slots=True)
 class SettleOrder:
@@ -79,9 +75,6 @@ class SettleOrder:
     def describe(self) -> str:
         return f"{self.action} the newest pending {self.side.upper()}"
 
-    def lines(self, user: str) -> list[str]:
-        return [f"{self.action.upper()}_{self.side.upper()},{user}"]
-
 
 @dataclass(frozen=True, slots=True)
 class AddFunds:
@@ -89,9 +82,6 @@ class AddFunds:
 
     def describe(self) -> str:
         return f"add ${format_cents(self.amount)} to your cash"
-
-    def lines(self, user: str) -> list[str]:
-        return [f"ADD,{user},{format_cents(self.amount)}"]
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from client_tui.model.format import ratio_bp
 from client_tui.model.summary import BuyTrigger, SellTrigger, Summary
-from protocol.money import format_cents
+from protocol import commands as c
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,8 +60,8 @@ def crossed(side: str, trigger_price: int, last_price: int) -> bool:
 def plan_buy(user: str, symbol: str, amount: int, price: int,
              existing: BuyTrigger | None) -> list[str]:
     """SET_BUY_AMOUNT and SET_BUY_TRIGGER in an order whose middle state the server accepts."""
-    set_amount = f"SET_BUY_AMOUNT,{user},{symbol},{format_cents(amount)}"
-    set_price = f"SET_BUY_TRIGGER,{user},{symbol},{format_cents(price)}"
+    set_amount = c.SetBuyAmount(user, symbol, amount).line()
+    set_price = c.SetBuyTrigger(user, symbol, price).line()
     if existing is None or existing.trigger_price is None:
         return [set_amount, set_price]
     if existing.reserved == amount:
@@ -75,8 +75,8 @@ def plan_buy(user: str, symbol: str, amount: int, price: int,
 def plan_sell(user: str, symbol: str, amount: int, price: int, existing: SellTrigger | None,
               free_shares: int) -> list[str]:
     """SET_SELL_AMOUNT and SET_SELL_TRIGGER in an order whose middle state the server accepts."""
-    set_amount = f"SET_SELL_AMOUNT,{user},{symbol},{format_cents(amount)}"
-    set_price = f"SET_SELL_TRIGGER,{user},{symbol},{format_cents(price)}"
+    set_amount = c.SetSellAmount(user, symbol, amount).line()
+    set_price = c.SetSellTrigger(user, symbol, price).line()
     if existing is None or existing.trigger_price is None:
         return [set_amount, set_price]
     if existing.amount == amount:

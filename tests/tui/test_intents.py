@@ -13,6 +13,7 @@ from client_tui.model.intents import (
     parse,
     parse_amount,
 )
+from client_tui.session import SETTLE_COMMANDS
 
 
 def test_buy_symbol_amount():
@@ -35,19 +36,23 @@ def test_trigger_sell():
 
 def test_cancel_trigger():
     assert parse("cancel trigger sell XYZ") == CancelTrigger("sell", "XYZ")
-    assert CancelTrigger("sell", "XYZ").lines("u") == ["CANCEL_SET_SELL,u,XYZ"]
-    assert CancelTrigger("buy", "XYZ").lines("u") == ["CANCEL_SET_BUY,u,XYZ"]
 
 
 def test_commit_and_cancel_the_newest_pending_order():
     assert parse("commit buy") == SettleOrder("commit", "buy")
     assert parse("cancel sell") == SettleOrder("cancel", "sell")
-    assert SettleOrder("cancel", "sell").lines("u") == ["CANCEL_SELL,u"]
+
+
+@pytest.mark.parametrize(("action", "side", "line"), [
+    ("commit", "buy", "COMMIT_BUY,u"), ("cancel", "buy", "CANCEL_BUY,u"),
+    ("commit", "sell", "COMMIT_SELL,u"), ("cancel", "sell", "CANCEL_SELL,u")])
+def test_a_settle_intent_is_sent_as_the_command_of_its_action_and_side(action, side, line):
+    settle = parse(f"{action} {side}")
+    assert SETTLE_COMMANDS[settle.action, settle.side]("u").line() == line
 
 
 def test_add_funds_accepts_dollar_sign_and_thousands_commas():
     assert parse("add $1,250.75") == AddFunds(125075)
-    assert AddFunds(125075).lines("u") == ["ADD,u,1250.75"]
 
 
 @pytest.mark.parametrize("verb", ["quote", "watch", "unwatch"])
