@@ -24,14 +24,14 @@ from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
 from server.auth import LoginLimiter, hash_password, verify_password
-from server.session import (
+from server.session import GatewaySettings, Session
+from server.session_actions import (
     ActFor,
     Action,
     AskAccountExists,
     CheckPassword,
     Close,
     CollectStats,
-    GatewaySettings,
     OpenAccount,
     PasswordCheck,
     PauseReading,
@@ -39,7 +39,6 @@ from server.session import (
     ResumeReading,
     Route,
     Send,
-    Session,
     SetPassword,
     WatchUser,
 )

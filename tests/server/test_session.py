@@ -13,25 +13,21 @@ import pytest
 
 from protocol.parser import MAX_LINE_BYTES
 from server.auth import USER_LOCK_S, LoginLimiter
-from server.session import (
+from server.session import OPERATOR, USER, GatewaySettings, Session, may_act_for
+from server.session_actions import (
     CLOSE,
-    OPERATOR,
     PAUSE_READING,
     RESUME_READING,
-    USER,
     ActFor,
     AskAccountExists,
     CheckPassword,
     CollectStats,
-    GatewaySettings,
     OpenAccount,
     PasswordCheck,
     Route,
     Send,
-    Session,
     SetPassword,
     WatchUser,
-    may_act_for,
 )
 from server.txns import TxnAllocator
 
@@ -284,6 +280,12 @@ def test_five_failed_logins_close_the_connection():
     last = fail_login(session)
     assert error_code(last[:-1]) == "unauthorized"
     assert last[-1] == CLOSE
+
+
+def test_failed_logins_pipelined_in_one_read_stop_at_the_fifth():
+    actions = send(new_session(), *["AUTH,not-the-token"] * 7)
+    assert [r["error"]["code"] for r in replies(actions)] == ["unauthorized"] * 5
+    assert actions[-1] == CLOSE
 
 
 def test_ten_failed_logins_lock_the_id_for_that_host_for_15_minutes():
