@@ -56,18 +56,18 @@ class Account:
     transactions: list[TxRecord] = field(default_factory=list)
     #: Highest txn of a state-changing command answered for this user.
     last_txn: int = 0
-    #: (txn, canonical line, Reply or its JSON) of the newest state-changing commands, for
-    #: idempotent retries.
+    #: (txn, command or its canonical line, Reply or its JSON) of the newest state-changing
+    #: commands, for idempotent retries: the line is made only for a retry or a snapshot.
     recent: deque[tuple[int, str, Any]] = field(
         default_factory=lambda: deque(maxlen=RECENT_REPLIES))
     #: Counter of this user's audit events (AuditEvent.seq).
     event_seq: int = 0
 
-    def answered(self, txn: int, line: str, reply: Any) -> None:
+    def answered(self, txn: int, command: Any, reply: Any) -> None:
         """A state-changing command was answered (failures included): its txn is the user's
         last, and its reply is kept for retries (server/shards/engine/idempotency.py)."""
         self.last_txn = txn
-        self.recent.append((txn, line, reply))
+        self.recent.append((txn, command, reply))
 
     def record(self, txn: int, now: int, kind: str, symbol: str | None, shares: int,
                price: int | None, cash_delta: int) -> None:

@@ -93,7 +93,8 @@ def account_doc(acct: Account) -> dict[str, Any]:
 def encode_account(doc: dict[str, Any]) -> bytes:
     """`account_doc`'s result as bytes (on the snapshot thread: replies rendered here)."""
     doc = dict(doc)
-    doc["recent"] = [[txn, line, reply if type(reply) is str else reply.to_json()]
+    doc["recent"] = [[txn, line if type(line) is str else line.line(),
+                      reply if type(reply) is str else reply.to_json()]
                      for txn, line, reply in doc["recent"]]
     return orjson.dumps(doc)
 

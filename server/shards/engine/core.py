@@ -143,7 +143,7 @@ class Engine:
         if after_success is not None:
             after_success(acct, cmd)
         if cmd.STATE_CHANGING:
-            acct.answered(txn, cmd.line(), reply)
+            acct.answered(txn, cmd, reply)
         return reply
 
     def reject(self, command: str | None, user: str | None, txn: int, now: int, code: ErrorCode,
@@ -197,7 +197,7 @@ class Engine:
         self._audit.error(acct, txn, now, cmd.NAME, fields, message)
         reply = Reply(txn, cmd.NAME, False, None, code, message)
         if cmd.STATE_CHANGING:
-            acct.answered(txn, cmd.line(), reply)
+            acct.answered(txn, cmd, reply)
         return reply
 
     def _refuse_without_account(self, cmd: c.TradingCommand, txn: int, now: int,

@@ -11,32 +11,32 @@ from server.shards.engine.idempotency import stored_reply
 
 def test_an_answered_command_sets_the_users_last_txn():
     acct = Account("ann")
-    acct.answered(7, c.CommitBuy("ann", 7).line(), Reply(7, "COMMIT_BUY", True, {}))
+    acct.answered(7, c.CommitBuy("ann", 7), Reply(7, "COMMIT_BUY", True, {}))
     assert acct.last_txn == 7
 
 
 def test_a_retry_of_the_same_line_gets_the_stored_reply_replayed():
     acct = Account("ann")
     cmd = c.Add("ann", 500, 7)
-    acct.answered(7, cmd.line(), Reply(7, "ADD", True, {"cash": "5.00"}))
+    acct.answered(7, cmd, Reply(7, "ADD", True, {"cash": "5.00"}))
     assert stored_reply(acct, cmd, 7) == Reply(7, "ADD", True, {"cash": "5.00"}, replayed=True)
 
 
 def test_a_stored_failure_is_replayed_too():
     acct = Account("ann")
     cmd = c.CommitBuy("ann", 7)
-    acct.answered(7, cmd.line(),
+    acct.answered(7, cmd,
                   Reply(7, "COMMIT_BUY", False, None, ErrorCode.NO_PENDING_BUY, "none"))
     assert stored_reply(acct, cmd, 7).code is ErrorCode.NO_PENDING_BUY
 
 
 def test_another_line_under_the_same_txn_has_no_stored_reply():
     acct = Account("ann")
-    acct.answered(7, c.Add("ann", 500, 7).line(), Reply(7, "ADD", True, {}))
+    acct.answered(7, c.Add("ann", 500, 7), Reply(7, "ADD", True, {}))
     assert stored_reply(acct, c.Add("ann", 600, 7), 7) is None
 
 
-def test_a_reply_kept_as_json_by_a_snapshot_is_decoded():
+def test_a_line_and_reply_kept_as_text_by_a_snapshot_are_matched_and_decoded():
     acct = Account("ann")
     cmd = c.Add("ann", 500, 7)
     acct.answered(7, cmd.line(), Reply(7, "ADD", True, {"cash": "5.00"}).to_json())
@@ -46,6 +46,6 @@ def test_a_reply_kept_as_json_by_a_snapshot_is_decoded():
 def test_only_the_newest_replies_are_kept():
     acct = Account("ann")
     for txn in range(1, RECENT_REPLIES + 2):
-        acct.answered(txn, c.CommitBuy("ann", txn).line(), Reply(txn, "COMMIT_BUY", True, {}))
+        acct.answered(txn, c.CommitBuy("ann", txn), Reply(txn, "COMMIT_BUY", True, {}))
     assert stored_reply(acct, c.CommitBuy("ann", 1), 1) is None
     assert stored_reply(acct, c.CommitBuy("ann", 2), 2) is not None
