@@ -24,6 +24,12 @@ shard -> gateway
                                        (this shard cannot read the other shards' journals)
     [J, token, max_txn, [[seq, base64 data], ...]]   journal records (none left: empty)
 The handshake before any of these on a TCP link (server/shards/handshake.py) uses H, G, W, X.
+
+JSON costs more than pickle did, mostly the reply lines escaped inside a JSON string: callgrind
+(PYTHONHASHSEED=0) of 2,000 batches of 20 commands and their replies through encode and decode
+at both ends, 12,349 -> 14,481 instructions a command. The bench's server CPU per command on
+100user (fixed 1 ms quotes, 2 shards), alternated with the pickle framing three times each on a
+shared machine: 116.1 / 138.4 / 107.3 us before, 121.6 / 114.3 / 114.4 us after, within noise.
 """
 
 from __future__ import annotations

@@ -11,7 +11,6 @@ import pytest
 
 from bench.workload import read_workload, shipped
 from protocol.client import DaytradeClient
-from server.shards.engine import summary
 from tests.server.conftest import workload_prices
 from tests.server.test_end_to_end import comparable, engine_replay
 from tests.server.workload_client import ClosedLoopReplay
@@ -74,6 +73,6 @@ def test_killing_a_shard_mid_replay_loses_nothing_acknowledged_and_doubles_nothi
           + ", ".join(f"{r:.2f} s" for r in recoveries))
     assert len(killed) == 3
     assert len(replay.replies) == len(items)
-    engine = engine_replay("10user.txt", prices)
+    oracle = engine_replay("10user.txt", prices)
     for user, result in summaries.items():
-        assert comparable(result) == comparable(summary(engine.accounts[user])), user
+        assert comparable(result) == comparable(oracle.summary(user)), user
