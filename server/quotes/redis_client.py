@@ -1,10 +1,37 @@
 """A small non-blocking Redis client for the Twisted reactor: RESP over one pipelined connection.
 
-Why not redis-py's own clients: its asyncio client would force the asyncio reactor on every shard
-process, and its sync client in a thread pool costs a thread hand-off per call and holds a pool
-thread for as long as Redis is slow. Here every command is written to one TCP connection as soon as
-it is issued (writes in one reactor turn leave in one packet, so a burst pipelines by itself) and
-replies are parsed by hiredis's C reader, which redis-py uses for the same job.
+Why not a library: measured side by side (docs/measurements/redis_client_vs_txredisapi.py: one
+process, a private redis-server, the clients alternating, calls in pipelined bursts of 100; on a
+loaded machine, 2026-12-04, so the ratios count more than the figures), this client costs the
+shard 2.4-7x less CPU per call than txredisapi 1.6 (which also parses with hiredis), and 4.5-15x
+less than redis-py 8.2's asyncio client on Twisted's asyncio reactor, which that client needs:
+
+    us of CPU per call         epoll reactor, 3 x 20,000     asyncio reactor, 2 x 5,000
+                               this client   txredisapi      this client   redis.asyncio
+    get-or-lock, a hit         15.8-21.5     47.6-63.9       26.2-30.8     121.5-137.4
+    store (SET PX + unlock)    19.0-25.3     45.6-59.6       17.1-19.6     108.0-136.8
+    GET                         5.3-9.1      37.6-56.9       11.2-12.0     117.2-123.7
+    SET PX                      7.7-10.9     43.8-60.3        9.5-9.5      109.9-139.0
+    MGET of 20 quotes          15.4-25.9     68.7-99.9       16.8-21.5     133.4-146.3
+
+That advantage does not show in the bench, though: the shards make about 0.06 Redis calls a
+command (a quote is mostly found in the shard's own dict), and in `daytrade bench final_2019
+--embedded --quote-latency legacy` with txredisapi behind a thin adapter (execute, run_script and
+close, its errors mapped to these), alternated back to back on the same loaded machine, the two
+shards used 85.7 / 86.4 s of CPU with this client and 85.5 / 74.5 s with txredisapi (3,496 /
+3,030 against 3,647 / 4,732 commands/s: noise). What keeps this client is what txredisapi lacks:
+while Redis is down its calls wait for a connection instead of failing (a GET to a closed port had
+not fired after 3 s), where the quote cache needs a prompt failure to go to the quote server, so
+the reliability battery's Redis test (paused, flushed, then stopped mid-run) did not finish in
+300 s with it (20.7 s with this client); and it takes no reactor (it uses the global one), so no
+test can drive its timeouts on a fake clock. Giving it both would rebuild this module's watchdog
+on top of it. redis-py's asyncio client would force the asyncio reactor on every shard process
+(they run Twisted's default, epoll), and its sync client costs a thread hand-off per call and
+holds a pool thread while Redis is slow.
+
+Here every command is written to one TCP connection as soon as it is issued (writes in one reactor
+turn leave in one packet, so a burst pipelines by itself) and replies are parsed by hiredis's C
+reader, which redis-py uses for the same job.
 
 Failure model: a command that gets no reply within `timeout` seconds, a lost connection or a failed
 connect fails *every* pending command with RedisUnavailable and drops the connection (FIFO replies
