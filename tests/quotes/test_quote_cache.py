@@ -320,13 +320,19 @@ class QuoteCacheRedisFailureTest(TestCase):
         assert shard_a.redis_errors == errors
 
     async def test_a_frozen_redis_costs_only_its_timeout(self):
-        cache = self.make_cache()
+        fake = FakeClockReactor()  # Redis's timeout and the breaker on it; the I/O is real
+        client = LegacyQuoteClient("127.0.0.1", self.port, timeout=2.0, hedge_after=1.0)
+        cache = QuoteCache(client, TwistedRedis.from_url(self.redis.url, timeout=0.2,
+                                                         reactor=fake), reactor=fake)
+        self.addCleanup(cache.close)
         await cache.get("ABC", "bob", now_ms())  # connected
         self.redis.pause()
-        started = time.monotonic()
-        quote = await cache.get("XYZ", "bob", now_ms())
-        assert quote.fresh
-        assert time.monotonic() - started < 3.0
+        d = cache.get("XYZ", "bob", now_ms())  # its Redis lookup is out
+        fake.advance(0.2)
+        assert (cache.fetches, d.called) == (1, False)  # nothing but ABC's fetch yet
+        fake.advance(0.01)  # Redis's timeout is over: straight to the quote server
+        quote = await d
+        assert quote.fresh and cache.fetches == 2
         assert cache.stats()["redis_up"] is False
 
     async def test_redis_is_used_again_once_it_recovers(self):

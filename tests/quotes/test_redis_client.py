@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import time
 from typing import Any
 
 import pytest
@@ -20,6 +19,7 @@ from server.quotes.redis_client import (
     encode_command,
 )
 from server.quotes.redis_server import EmbeddedRedis
+from tests.quotes.quote_servers import FakeClockReactor
 
 
 def test_commands_are_encoded_as_resp_arrays_of_bulk_strings():
@@ -109,17 +109,19 @@ class TwistedRedisFailureTest(TestCase):
         self.server = EmbeddedRedis(self.tmp_path / "redis")
         self.addCleanup(self.server.stop)
 
-    async def test_a_frozen_server_times_out_every_pending_command(self):
-        client = TwistedRedis.from_url(self.server.url, timeout=0.2)
+    async def test_a_frozen_server_fails_every_pending_command_at_its_timeout(self):
+        fake = FakeClockReactor()  # a real connection; the timeouts on a clock the test moves
+        client = TwistedRedis.from_url(self.server.url, timeout=0.2, reactor=fake)
         self.addCleanup(client.close)
         assert await client.execute("PING") == b"PONG"
         self.server.pause()
-        started = time.monotonic()
         pending = [client.execute("PING") for _ in range(3)]
+        fake.advance(0.2)  # the deadline: the watchdog lets the reactor poll once more
+        assert not any(d.called for d in pending)
+        fake.advance(0.01)
         for d in pending:
             with pytest.raises(RedisUnavailable):
                 await d
-        assert time.monotonic() - started < 3.0
         self.server.resume()
         assert await client.execute("PING") == b"PONG"  # reconnects
 
