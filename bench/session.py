@@ -264,6 +264,8 @@ class _Run:
                 procs_after = self.tree.poll(with_threads=True) if self.tree else {}
                 machine_after, load_after = procstats.machine_cpu(), procstats.load_average()
                 stats_after = await self.stats(clients[0])
+                # (A shard still starting may have missed the first STATS's 2 s.)
+                self.name_shards(stats_after)
                 before_cash = await self.summaries(clients) if options.validate else None
                 live.note("DUMPLOG ...")
                 dumps_started = time.perf_counter()
