@@ -171,6 +171,9 @@ class Network:
         mac = json.loads(subprocess.run(
             ["ip", "-j", "-n", old.namespace, "link", "show", "eth0"], capture_output=True,
             text=True, timeout=30, check=True).stdout)[0]["address"]
+        # The veth pair goes first, at once: a deleted namespace's links are freed later, by
+        # the kernel, and the new host's link needs the old one's name on the bridge.
+        _ip("-n", self.switch, "link", "del", old.switch_port)
         _delete_namespace(old.namespace)
         self._namespaces.remove(old.namespace)
         number = int(old.address.rsplit(".", 1)[1])

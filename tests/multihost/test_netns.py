@@ -71,3 +71,22 @@ def test_closing_the_network_ends_its_processes_and_deletes_its_namespaces(tmp_p
         network.close()
     assert process.poll() is not None
     assert not [n for n in netns.existing_namespaces() if n.startswith(network.tag + "-")]
+
+
+def mac_of(host: netns.Host) -> str:
+    out = subprocess.run(["ip", "-j", "-n", host.namespace, "link", "show", "eth0"],
+                         capture_output=True, text=True, timeout=30, check=True).stdout
+    return json.loads(out)[0]["address"]
+
+
+def test_a_replaced_host_keeps_the_dead_ones_address_and_mac_move_after_move(network, tmp_path):
+    client = network.add_host("client")
+    host = network.add_host("quotes")
+    address, mac = host.address, mac_of(host)
+    for move in range(3):
+        host = network.replace_host(host.name, f"quotes{move}")
+        assert (host.address, mac_of(host)) == (address, mac)
+    prices = tmp_path / "prices.json"
+    prices.write_text(json.dumps({"ABC": 1234}))
+    served = start_quotes(host, prices, tmp_path / "logs")
+    assert client.run(lambda: ask_quote(served)) == 1234
