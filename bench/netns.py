@@ -119,6 +119,14 @@ class Host:
             raise outcome["error"]
         return outcome["value"]
 
+    def delay(self, ms: float) -> str | None:
+        """Delay every packet this host sends by `ms` (tc netem); None when done, else why the
+        kernel cannot (not every kernel has netem)."""
+        result = subprocess.run(["ip", "netns", "exec", self.namespace, "tc", "qdisc", "add",
+                                 "dev", "eth0", "root", "netem", "delay", f"{ms}ms"],
+                                capture_output=True, text=True, timeout=30)
+        return None if result.returncode == 0 else result.stderr.strip() or "tc failed"
+
     def set_link(self, up: bool) -> None:
         """Plug this host's cable into the bridge or pull it (`ip link set ... up/down`)."""
         _ip("-n", self.network.switch, "link", "set", self.switch_port, "up" if up else "down")
