@@ -78,3 +78,17 @@ def test_every_command_carries_txn_defaulting_to_none():
         fields = [f.name for f in dataclasses.fields(cls)]
         assert fields[-1] == "txn", cls.NAME
         assert dataclasses.fields(cls)[-1].default is None
+
+
+@pytest.mark.parametrize(("cmd", "fields"), [
+    (c.Add("u1", DOLLARS), (None, DOLLARS, None)),
+    (c.Quote("u1", "ABC"), ("ABC", None, None)),
+    (c.Buy("u1", "ABC", DOLLARS), ("ABC", DOLLARS, None)),
+    (c.SetBuyTrigger("u1", "ABC", 250), ("ABC", 250, None)),
+    (c.CancelSetSell("u1", "ABC"), ("ABC", None, None)),
+    (c.CommitBuy("u1"), (None, None, None)),
+    (c.DisplaySummary("u1", 5), (None, None, None)),
+    (c.DumpLog("out.xml", "u1"), (None, None, "out.xml")),
+])
+def test_audit_fields_are_symbol_funds_and_filename_as_the_log_names_them(cmd, fields):
+    assert cmd.audit_fields() == fields

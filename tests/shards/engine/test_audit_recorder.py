@@ -1,7 +1,6 @@
 """The audit recorder: every audit event built in one place, numbered per account or, for no
 account, -2, -1 within the command."""
 
-from protocol import commands as c
 from protocol.quote import PriceQuote
 from protocol.replies import TRIGGER_FIRED
 from server.shards.account import Account
@@ -13,25 +12,9 @@ from server.shards.audit_events import (
     USER_COMMAND,
     AuditEvent,
 )
-from server.shards.engine.audit import NO_FIELDS, AuditRecorder
+from server.shards.engine.audit import AuditRecorder
 
 T0 = 1_000_000
-
-
-def test_audit_fields_name_symbol_and_amount():
-    assert c.Buy("ann", "ABC", 1_000, 7).audit_fields() == ("ABC", 1_000, None)
-
-
-def test_audit_fields_name_a_trigger_price_as_funds():
-    assert c.SetBuyTrigger("ann", "ABC", 250, 7).audit_fields() == ("ABC", 250, None)
-
-
-def test_audit_fields_name_a_dumplog_filename():
-    assert c.DumpLog("out.xml", "ann", 7).audit_fields() == (None, None, "out.xml")
-
-
-def test_audit_fields_of_a_command_with_none_are_empty():
-    assert c.CommitBuy("ann", 7).audit_fields() == NO_FIELDS
 
 
 def test_events_of_an_account_are_numbered_by_its_counter():
