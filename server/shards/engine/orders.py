@@ -54,8 +54,7 @@ def buy(acct: Account, cmd: c.Buy, txn: int, now: int, quote: PriceQuote,
 def commit_buy(acct: Account, cmd: c.CommitBuy, txn: int, now: int, quote: Any,
                audit: AuditRecorder) -> Reply:
     entry = _newest(acct.pending_buys, ErrorCode.NO_PENDING_BUY, "BUY")
-    held = acct.holdings[entry.symbol] = acct.holdings.get(entry.symbol, 0) + entry.shares
-    acct.record(txn, now, "buy_commit", entry.symbol, entry.shares, entry.price, 0)
+    held = _to_holdings(acct, entry, "buy_commit", txn, now)
     return Reply(txn, "COMMIT_BUY", True, {
         "symbol": entry.symbol, "shares": entry.shares, "price": format_cents(entry.price),
         "cost": format_cents(entry.shares * entry.price), "holding": held,
@@ -108,8 +107,7 @@ def commit_sell(acct: Account, cmd: c.CommitSell, txn: int, now: int, quote: Any
 def cancel_sell(acct: Account, cmd: c.CancelSell, txn: int, now: int, quote: Any,
                 audit: AuditRecorder) -> Reply:
     entry = _newest(acct.pending_sells, ErrorCode.NO_PENDING_SELL, "SELL")
-    held = acct.holdings[entry.symbol] = acct.holdings.get(entry.symbol, 0) + entry.shares
-    acct.record(txn, now, "sell_release", entry.symbol, entry.shares, entry.price, 0)
+    held = _to_holdings(acct, entry, "sell_release", txn, now)
     return Reply(txn, "CANCEL_SELL", True, {
         "symbol": entry.symbol, "shares": entry.shares, "price": format_cents(entry.price),
         "holding": held, "cash": format_cents(acct.cash)})
@@ -120,6 +118,14 @@ def _newest(stack: list[Pending], code: ErrorCode, side: str) -> Pending:
     if not stack:
         raise Refused(code, f"no pending {side} within the last 60 s")
     return stack.pop()
+
+
+def _to_holdings(acct: Account, entry: Pending, kind: str, txn: int, now: int) -> int:
+    """The entry's shares join the free holdings (a committed BUY, a released SELL), recorded;
+    returns the holding."""
+    held = acct.holdings[entry.symbol] = acct.holdings.get(entry.symbol, 0) + entry.shares
+    acct.record(txn, now, kind, entry.symbol, entry.shares, entry.price, 0)
+    return held
 
 
 # --- expiry ---------------------------------------------------------------------------------------
@@ -155,8 +161,7 @@ def _release(acct: Account, entry: Pending, is_buy: bool, audit: AuditRecorder) 
         move_cash(acct, audit, entry.txn, at, "buy_release", entry.symbol, entry.shares,
                   entry.price, entry.shares * entry.price)
     else:
-        acct.holdings[entry.symbol] = acct.holdings.get(entry.symbol, 0) + entry.shares
-        acct.record(entry.txn, at, "sell_release", entry.symbol, entry.shares, entry.price, 0)
+        _to_holdings(acct, entry, "sell_release", entry.txn, at)
     audit.push(acct.user, PENDING_EXPIRED, {
         "user": acct.user, "side": "buy" if is_buy else "sell", "txn": entry.txn,
         "symbol": entry.symbol, "shares": entry.shares, "price": format_cents(entry.price),

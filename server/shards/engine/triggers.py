@@ -121,9 +121,7 @@ def set_sell_amount(acct: Account, cmd: c.SetSellAmount, txn: int, now: int, quo
 
 def set_sell_trigger(acct: Account, cmd: c.SetSellTrigger, txn: int, now: int, quote: Any,
                      audit: AuditRecorder) -> Reply:
-    trig = acct.sell_triggers.get(cmd.symbol)
-    if trig is None:
-        raise Refused(ErrorCode.NO_SELL_AMOUNT, f"no SET_SELL_AMOUNT for {cmd.symbol}")
+    trig = _sell_trigger(acct, cmd.symbol)
     shares = trig.amount // cmd.price
     if shares == 0:
         raise Refused(ErrorCode.AMOUNT_TOO_SMALL, f"{format_cents(trig.amount)} sells no share "
@@ -137,9 +135,7 @@ def set_sell_trigger(acct: Account, cmd: c.SetSellTrigger, txn: int, now: int, q
 
 def cancel_set_sell(acct: Account, cmd: c.CancelSetSell, txn: int, now: int, quote: Any,
                     audit: AuditRecorder) -> Reply:
-    trig = acct.sell_triggers.get(cmd.symbol)
-    if trig is None:
-        raise Refused(ErrorCode.NO_SELL_AMOUNT, f"no SET_SELL_AMOUNT for {cmd.symbol}")
+    trig = _sell_trigger(acct, cmd.symbol)
     del acct.sell_triggers[cmd.symbol]
     held = acct.holdings.get(cmd.symbol, 0) + trig.reserved_shares
     if trig.reserved_shares:
@@ -163,6 +159,13 @@ def fill_sell(acct: Account, symbol: str, price: int, txn: int, now: int,
         "user": acct.user, "txn": txn, "side": "sell", "symbol": symbol, "shares": shares,
         "price": format_cents(price), "amount": format_cents(proceeds),
         "cash": format_cents(acct.cash)})
+
+
+def _sell_trigger(acct: Account, symbol: str) -> SellTrigger:
+    trig = acct.sell_triggers.get(symbol)
+    if trig is None:
+        raise Refused(ErrorCode.NO_SELL_AMOUNT, f"no SET_SELL_AMOUNT for {symbol}")
+    return trig
 
 
 def _check_free(symbol: str, shares: int, free: int) -> None:
