@@ -43,7 +43,7 @@ from server.session_actions import (
     WatchUser,
 )
 from server.shard_pool import ShardPool
-from server.shards.channel import Frame, write_now
+from server.shards.channel import Frame
 from server.shards.service import now_ms, shard_of
 from server.store.journal_port import Directory
 from server.txns import TxnAllocator
@@ -305,7 +305,11 @@ class ClientConnection(TimeoutMixin, Protocol):
 
     def write_raw(self, data: bytes) -> None:
         if not self._closed and self.transport is not None:
-            write_now(self.transport, data)
+            # Twisted's public write. Sending straight to the socket when nothing was queued
+            # read private attributes of tcp.Connection and saved ~0.9 us a command of the
+            # gateway's (its own figure), about 1.5% of the server's CPU per command: short of
+            # the 2% a trick must buy.
+            self.transport.write(data)
 
 
 # --- store work, run on the store thread -----------------------------------------------------

@@ -42,7 +42,6 @@ from typing import Any
 
 import orjson
 from twisted.internet.protocol import Protocol
-from twisted.internet.tcp import Connection
 from twisted.python.failure import Failure
 
 _HEADER = struct.Struct("!I")
@@ -71,30 +70,6 @@ class Frame(StrEnum):
 
 class FrameError(ValueError):
     """Bytes on the link that are not a frame of messages (the peer is not one of ours)."""
-
-
-def write_now(transport: Any, data: bytes) -> None:
-    """Write `data`, sending it at once when the transport has nothing queued (the gateway's
-    client writes; the channel itself uses `transport.write`, see `FrameProtocol.flush`).
-
-    Twisted's `write` only queues and waits for the socket to poll writable (two epoll changes
-    and one more reactor event per write); a plain connected socket with an empty queue takes
-    the bytes straight away. Whatever it does not take (or a TLS transport, or a closing one)
-    goes through `transport.write` as usual, so order and flow control are kept.
-    """
-    # Only Twisted's own socket connections (a protocol wrapper, such as TLS over memory BIOs,
-    # would hand out its inner socket through attribute delegation).
-    if (isinstance(transport, Connection) and transport.TLS is False and transport.connected
-            and not transport.disconnecting and not transport._tempDataBuffer
-            and transport.offset == len(transport.dataBuffer)):
-        try:
-            sent = transport.socket.send(data)
-        except OSError:  # full, or broken: the reactor finds out which on its own
-            sent = 0
-        if sent == len(data):
-            return
-        data = data[sent:]
-    transport.write(data)
 
 
 def pack_records(rows: list[tuple[int, bytes]]) -> list[list[Any]]:
@@ -192,9 +167,9 @@ class FrameProtocol(Protocol):
         if self._outbox and self.transport is not None and self.connected_:
             batch, self._outbox = self._outbox, []
             # Twisted's public write (queued until the socket polls writable): sending straight
-            # to the socket (write_now) read private attributes of tcp.Connection and saved
-            # ~4 us per frame, ~0.2 us a command at ~20 commands a frame (2e504ce): under 0.2%
-            # of a command's CPU, short of issue 16's 2% bar for a trick.
+            # to the socket read private attributes of tcp.Connection and saved ~4 us per frame,
+            # ~0.2 us a command at ~20 commands a frame (2e504ce): under 0.2% of a command's
+            # CPU, short of issue 16's 2% bar for a trick.
             self.transport.write(encode_frame(batch))
 
     def connectionLost(self, reason: Failure = None) -> None:  # noqa: N802
