@@ -74,7 +74,9 @@ class StoreThread:
         return threads.deferToThreadPool(reactor, self._pool, run)
 
     def stop(self) -> None:
-        self._pool.stop()
+        """Idempotent."""
+        if not self._pool.joined:
+            self._pool.stop()
 
 
 class Gateway(Factory):

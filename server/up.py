@@ -369,7 +369,9 @@ def _serve(args: argparse.Namespace, data_dir: Path, location: str, quote_host: 
             store_thread.stop()
             return 1
         pool.start()
-        announce()
+        # Announce once the reactor runs: its Ctrl-C handler is in by then, so a client that
+        # signals right after the line (as tests do) gets a clean stop, not a half-started one.
+        reactor.callWhenRunning(announce)
     else:
         # Clients are let in once every shard has told its highest txn (the handshake): the
         # gateway's txns start above them all.
@@ -390,7 +392,12 @@ def _serve(args: argparse.Namespace, data_dir: Path, location: str, quote_host: 
         pool.ready().addCallback(all_connected)
     reactor.addSystemEventTrigger("before", "shutdown", shutdown)
     started = time.monotonic()
-    reactor.run()  # until Ctrl-C or SIGTERM: Twisted's handlers stop it and run `shutdown`
+    try:
+        reactor.run()  # until Ctrl-C or SIGTERM: Twisted's handlers stop it and run `shutdown`
+    finally:
+        # A Ctrl-C before the reactor's handler is in skips `shutdown`; the store thread is not
+        # a daemon, and would keep the process alive.
+        store_thread.stop()
     log.info("stopped after %.1f s", time.monotonic() - started)
     print(f"stopped; data in {data_dir}", flush=True)
     return exit_status[0]

@@ -159,6 +159,28 @@ def test_ctrl_c_prints_one_line_naming_the_data_dir(tmp_path):
     assert rest.strip().splitlines()[-1] == f"stopped; data in {system.data_dir.resolve()}"
 
 
+@pytest.mark.parametrize("delay", [0.3, 0.8, 1.5])
+def test_ctrl_c_at_any_moment_of_start_up_ends_the_process(tmp_path, delay):
+    # Start-up takes about a second: these land before, during and after the shards start.
+    process = subprocess.Popen([sys.executable, "-m", "daytrade", "up", "--port", "0",
+                                "--data-dir", str(tmp_path / "data")], stdout=subprocess.PIPE,
+                               stderr=subprocess.DEVNULL, text=True, start_new_session=True)
+    try:
+        time.sleep(delay)
+        process.send_signal(signal.SIGINT)
+        code = process.wait(30)
+        out = process.stdout.read()
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        process.stdout.close()
+    # -SIGINT: still importing, Python's own Ctrl-C exit; otherwise the line says where data is.
+    assert code == -signal.SIGINT or (
+        code in (0, 130) and out.strip().splitlines()[-1].startswith("stopped; data in "))
+    assert processes_in_session(process.pid) == []
+
+
 def test_the_operator_token_is_kept_across_restarts_of_the_same_data_dir(tmp_path):
     with RunningSystem(tmp_path / "data") as first:
         token = first.token
