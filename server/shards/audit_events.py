@@ -45,7 +45,8 @@ class AuditEvent(NamedTuple):
 
 
 class TxRecord(NamedTuple):
-    """One change of a user's cash or shares (COMMANDS.md `transactions`)."""
+    """One change of a user's cash or shares (COMMANDS.md `transactions`): the fields of the
+    plain tuples an account keeps (`Account.record` says why not this class)."""
 
     txn: int
     time: int

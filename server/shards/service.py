@@ -41,7 +41,7 @@ from server.shards import inputs as inp
 from server.shards import recovery
 from server.shards.channel import Frame, pack_records
 from server.shards.engine import DumpRequest, Engine, NeedQuote, quote_unavailable
-from server.shards.snapshots import SnapshotTaker
+from server.shards.snapshots import SNAPSHOT_SLICE_GAP, SnapshotTaker
 from server.shards.threadname import set_native_name
 from server.store import codec
 from server.store.journal_port import JournalFenced, ShardJournal
@@ -125,7 +125,7 @@ class ShardService:
                  quotes: Any, send: Callable[[tuple[Any, ...]], None], dumps: DumpSettings, *,
                  reactor: Any, sweep_interval: float = 2.0, snapshot_interval: float = 30.0,
                  snapshot_every: int = SNAPSHOT_EVERY,
-                 renew_ahead_ms: int = 0,
+                 snapshot_slice_gap: float = SNAPSHOT_SLICE_GAP, renew_ahead_ms: int = 0,
                  clock: Callable[[], int] = now_ms, crash_at: str | None = None,
                  threaded: bool = True, exit: Callable[[int], Any] = os._exit) -> None:
         self.index = index
@@ -153,7 +153,8 @@ class ShardService:
         self._snapshot_thread = SerialWorker(reactor, f"shard-{index}-snapshot")
         self.snapshots = SnapshotTaker(
             engine, journal, reactor, index=index, on_captured=self._schedule_expiry,
-            submit=self._snapshot_thread.submit if threaded else None)
+            submit=self._snapshot_thread.submit if threaded else None,
+            slice_gap=snapshot_slice_gap)
         self._snapshot_due = False
         self._snapshot = LoopingCall(self._snapshot_tick)
         self._snapshot.clock = reactor

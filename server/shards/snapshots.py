@@ -1,12 +1,12 @@
 """A shard's background snapshots: the accounts changed since the last one, as of one journal seq.
 
 Taking one never stops the shard for long. The accounts are captured a few at a time, one slice
-per reactor turn, and an account that an input is about to change is captured first
+every SNAPSHOT_SLICE_GAP seconds, and an account that an input is about to change is captured first
 (`changing`), so every account is copied as of the snapshot's seq although the shard goes on
 meanwhile. Copying them all at once took 40-80 ms of the reactor for 600 accounts at the end of
 final_2019, and encoding them in slices of 50 another 20-35 ms per slice (measured here with the
 machine busy): the seconds with a snapshot had a p99 of 100-190 ms at half load. The JSON is made
-on the reactor (the records and replies are the shard's); zlib, which releases the GIL, and the
+on the reactor (the records are the shard's); zlib, which releases the GIL, and the
 SQLite write run on the snapshot thread. A snapshot is written only once the journal record of
 its seq is durable.
 """
@@ -27,8 +27,14 @@ from server.store.journal_port import ShardJournal, SnapshotAccount, TxChunk
 
 log = logging.getLogger("daytrade.shard")
 
-#: Accounts captured and encoded per reactor turn (about 2 ms of work at final_2019's sizes).
+#: Accounts captured and encoded per slice (about 1 ms of work at final_2019's sizes).
 SNAPSHOT_SLICE = 10
+
+#: Seconds between slices. Slices in back-to-back turns kept the reactor thread from ever
+#: sleeping, so the commit thread waited for the GIL (up to the 5 ms switch interval, several
+#: times an append) and a shard's replies stalled for most of a capture: at half load the
+#: seconds with a snapshot had 400-1,500 replies over 50 ms; with 4 ms between slices, 67-431.
+SNAPSHOT_SLICE_GAP = 0.004
 
 
 @dataclass
@@ -53,13 +59,15 @@ class SnapshotTaker:
     def __init__(self, engine: Engine, journal: ShardJournal, reactor: Any, *,
                  submit: Callable[[Callable[[], Any], Callable[[Any], None],
                                    Callable[[Failure], None]], None] | None,
-                 on_captured: Callable[[], None] = lambda: None, index: int = 0) -> None:
+                 on_captured: Callable[[], None] = lambda: None, index: int = 0,
+                 slice_gap: float = SNAPSHOT_SLICE_GAP) -> None:
         self._engine = engine
         self._journal = journal
         self._reactor = reactor
         self._submit = submit  # the snapshot thread's; None: write at once (tests)
         self._on_captured = on_captured
         self._index = index
+        self._slice_gap = slice_gap
         #: Accounts changed since the last capture began.
         self.touched: set[str] = set()
         #: Per user, how many of its transaction records the snapshots hold (records never
@@ -102,7 +110,7 @@ class SnapshotTaker:
         # In name order: what a snapshot holds at each turn does not depend on the hash seed.
         self._current = _Snapshot(seq, dict.fromkeys(sorted(self.touched)))
         self.touched = set()
-        self._schedule_slice()
+        self._schedule_slice(0)
 
     def abandon(self) -> None:
         """Drop the snapshot in the making (a stop): its accounts go in the next one."""
@@ -137,9 +145,9 @@ class SnapshotTaker:
                                   acct.transactions[start:count]))
         self.tx_saved[user] = count
 
-    def _schedule_slice(self) -> None:
+    def _schedule_slice(self, delay: float) -> None:
         if self._slice_call is None:
-            self._slice_call = self._reactor.callLater(0, self._slice)
+            self._slice_call = self._reactor.callLater(delay, self._slice)
 
     def _slice(self) -> None:
         """One turn's share: capture a few accounts, then encode a few captured ones."""
@@ -155,7 +163,7 @@ class SnapshotTaker:
                 self._on_captured()
         self._encode(current, SNAPSHOT_SLICE)
         if current.pending or current.encoded < len(current.captured):
-            self._schedule_slice()
+            self._schedule_slice(self._slice_gap)
         else:
             self._write_when_ready()
 

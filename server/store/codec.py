@@ -17,7 +17,7 @@ import orjson
 
 from protocol.limits import RECENT_REPLIES
 from server.shards.account import Account, BuyTrigger, Pending, SellTrigger
-from server.shards.audit_events import AuditEvent, TxRecord
+from server.shards.audit_events import AuditEvent
 
 #: Leads every record: the format's name and version, so a file of another kind is refused.
 MAGIC = b"DTJ1"
@@ -85,28 +85,23 @@ def account_doc(acct: Account) -> dict[str, Any]:
                           for s, t in acct.sell_triggers.items()},
         "last_txn": acct.last_txn,
         "event_seq": acct.event_seq,
-        # Replies are immutable; the thread renders them.
         "recent": list(acct.recent),
     }
 
 
 def encode_account(doc: dict[str, Any]) -> bytes:
-    """`account_doc`'s result as bytes (on the snapshot thread: replies rendered here)."""
-    doc = dict(doc)
-    doc["recent"] = [[txn, line if type(line) is str else line.line(),
-                      reply if type(reply) is str else reply.to_json()]
-                     for txn, line, reply in doc["recent"]]
+    """`account_doc`'s result as bytes."""
     return orjson.dumps(doc)
 
 
-def encode_tx_records(records: list[TxRecord]) -> bytes:
+def encode_tx_records(records: list[tuple[Any, ...]]) -> bytes:
     """A chunk of transaction records."""
     return compress_tx_json(tx_records_json(records))
 
 
-def tx_records_json(records: list[TxRecord]) -> bytes:
+def tx_records_json(records: list[tuple[Any, ...]]) -> bytes:
     """`encode_tx_records` in two steps: the JSON (where the records live) ..."""
-    return orjson.dumps([tuple(r) for r in records])
+    return orjson.dumps(records)
 
 
 def compress_tx_json(raw: bytes) -> bytes:
@@ -117,9 +112,7 @@ def compress_tx_json(raw: bytes) -> bytes:
 def decode_account(doc: bytes, chunks: list[bytes]) -> Account:
     """An account from its snapshot doc and the chunks of its transaction records."""
     d = orjson.loads(doc)
-    new = tuple.__new__
-    transactions = [new(TxRecord, r) for chunk in chunks
-                    for r in orjson.loads(zlib.decompress(chunk))]
+    transactions = [tuple(r) for chunk in chunks for r in orjson.loads(zlib.decompress(chunk))]
     return Account(
         user=d["user"],
         cash=d["cash"],

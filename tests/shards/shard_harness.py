@@ -96,6 +96,7 @@ class Shard:
             DumpSettings(tmp_path / "dumps", lambda i: SqliteJournal(tmp_path, i)),
             reactor=self.clock, sweep_interval=2.0, snapshot_interval=snapshot_interval,
             snapshot_every=snapshot_every, renew_ahead_ms=renew_ahead_ms,
+            snapshot_slice_gap=0.0,  # one slice per turn: tests say which turn does what
             threaded=False, clock=self.now, exit=self.exits.append)
         self.service.start()
         self.req = 0

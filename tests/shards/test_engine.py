@@ -632,7 +632,7 @@ def test_summary_transactions_follow_each_new_record(desk):
         while len(desk.engine.accounts["u1"].transactions) < count:
             desk.ok("ADD,u1,0.01")
         shown = desk.summary("u1")["transactions"]
-        expected = [r.txn for r in reversed(desk.engine.accounts["u1"].transactions)][:20]
+        expected = [r[0] for r in reversed(desk.engine.accounts["u1"].transactions)][:20]
         assert [t["txn"] for t in shown] == expected
 
 
@@ -801,7 +801,7 @@ def test_expiry_noticed_by_a_later_command_is_dated_at_expiry_time(desk):
     desk.ok("BUY,u1,ABC,50.00")
     desk.advance(10 * MINUTE, timer=False)
     desk.ok("DISPLAY_SUMMARY,u1")
-    assert desk.engine.accounts["u1"].transactions[-1].time == T0 + MINUTE
+    assert desk.engine.accounts["u1"].transactions[-1][1] == T0 + MINUTE
     assert [name for _, p in desk.pushes for name in [p.event]] == [PENDING_EXPIRED]
     assert desk.advance(0) == 0  # the timer finds nothing left to do
 

@@ -1,4 +1,4 @@
-"""Snapshots taken a few accounts per reactor turn while the shard goes on: every account is
+"""Snapshots taken a few accounts per slice while the shard goes on: every account is
 copied as of the snapshot's journal seq, an account about to change is copied first, and a
 snapshot is written only once its record is durable."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 from twisted.internet.task import Clock
 
 from server.shards.engine import Engine, summary
-from server.shards.snapshots import SNAPSHOT_SLICE, SnapshotTaker
+from server.shards.snapshots import SNAPSHOT_SLICE, SNAPSHOT_SLICE_GAP, SnapshotTaker
 from server.store import codec
 from server.store.sqlite_journal import SqliteJournal
 from tests.shards.shard_harness import Shard, recovered
@@ -94,7 +94,7 @@ def test_a_kill_at_any_turn_of_the_capture_recovers_the_live_state(tmp_path):
         assert {u: summary(a) for u, a in recovered(data).accounts.items()} == live, turns
 
 
-def _taker(tmp_path):
+def _taker(tmp_path, slice_gap=0.0):
     engine = Engine()
     for i in range(USERS):
         engine.open_account(f"user{i}", 0)
@@ -102,7 +102,7 @@ def _taker(tmp_path):
     clock = Clock()
     captured: list[bool] = []
     taker = SnapshotTaker(engine, journal, clock, submit=None,
-                          on_captured=lambda: captured.append(True))
+                          on_captured=lambda: captured.append(True), slice_gap=slice_gap)
     taker.touched.update(engine.accounts)
     return taker, journal, clock, captured
 
@@ -112,6 +112,19 @@ def test_a_few_accounts_are_captured_per_turn_and_the_shard_is_told_when_all_are
     taker.begin(1)
     assert taker.capturing
     clock.advance(0)
+    assert not taker.capturing and captured == [True]
+    journal.close()
+
+
+def test_slices_after_the_first_wait_for_the_gap_so_the_reactor_sleeps_in_between(tmp_path):
+    taker, journal, clock, captured = _taker(tmp_path, slice_gap=SNAPSHOT_SLICE_GAP)
+    taker.begin(1)
+    clock.advance(0)
+    assert taker.capturing  # one slice taken, two to go
+    clock.advance(SNAPSHOT_SLICE_GAP / 2)
+    assert taker.capturing
+    clock.advance(SNAPSHOT_SLICE_GAP / 2)
+    clock.advance(SNAPSHOT_SLICE_GAP)
     assert not taker.capturing and captured == [True]
     journal.close()
 

@@ -11,9 +11,7 @@ from server.shards.account import Account
 def stored_reply(acct: Account, cmd: c.TradingCommand, txn: int) -> Reply | None:
     """The reply kept for this very line under this txn, marked replayed; None if none is kept."""
     line = cmd.line()
-    for stored_txn, stored, reply in acct.recent:
-        if stored_txn == txn and (stored if type(stored) is str else stored.line()) == line:
-            if isinstance(reply, str):  # a snapshot keeps replies as their JSON
-                reply = decode(reply)
-            return reply.as_replayed()
+    for stored_txn, stored_line, reply_json in acct.recent:
+        if stored_txn == txn and stored_line == line:
+            return decode(reply_json).as_replayed()
     return None

@@ -8,7 +8,6 @@ from typing import Any
 
 from protocol.money import format_cents
 from server.shards.account import Account, BuyTrigger, Pending, SellTrigger
-from server.shards.audit_events import TxRecord
 
 SUMMARY_TRANSACTIONS = 20
 Row = dict[str, Any]
@@ -24,7 +23,7 @@ class SummaryView:
 
     def __init__(self) -> None:
         # user -> (account, records rendered, the last of them, its 20 newest records as rows)
-        self._newest: dict[str, tuple[Account, int, TxRecord | None, list[Row]]] = {}
+        self._newest: dict[str, tuple[Account, int, tuple[Any, ...] | None, list[Row]]] = {}
         # user -> [account, buy table, sell table, buy rows by symbol, sell rows by symbol]
         # (a table is None once a trigger of it changed)
         self._tables: dict[str, list[Any]] = {}
@@ -127,7 +126,7 @@ def _rows_before(acct: Account, before_txn: int) -> list[Row]:
     """The 20 newest records older than `before_txn`, newest first (a page further back)."""
     rows = []
     for t in reversed(acct.transactions):
-        if t.txn < before_txn:
+        if t[0] < before_txn:
             rows.append(_tx_row(t))
             if len(rows) == SUMMARY_TRANSACTIONS:
                 break
@@ -146,7 +145,8 @@ def _table(triggers: dict[str, Any], rows: dict[str, Row],
     return table
 
 
-def _tx_row(t: TxRecord) -> Row:
+def _tx_row(t: tuple[Any, ...]) -> Row:
+    """A record (TxRecord's fields) as DISPLAY_SUMMARY shows it."""
     txn, time, kind, symbol, shares, price, cash_delta = t
     return {"txn": txn, "time": time, "kind": kind, "symbol": symbol, "shares": shares,
             "price": None if price is None else format_cents(price),

@@ -1,6 +1,8 @@
 """Idempotency: a state-changing command's reply is kept, and a retry of the same line under the
 same txn gets it again, marked replayed."""
 
+import gc
+
 from protocol import commands as c
 from protocol.errors import ErrorCode
 from protocol.limits import RECENT_REPLIES
@@ -36,11 +38,14 @@ def test_another_line_under_the_same_txn_has_no_stored_reply():
     assert stored_reply(acct, c.Add("ann", 600, 7), 7) is None
 
 
-def test_a_line_and_reply_kept_as_text_by_a_snapshot_are_matched_and_decoded():
+def test_what_is_kept_is_plain_text_that_the_collector_stops_tracking():
     acct = Account("ann")
-    cmd = c.Add("ann", 500, 7)
-    acct.answered(7, cmd.line(), Reply(7, "ADD", True, {"cash": "5.00"}).to_json())
-    assert stored_reply(acct, cmd, 7) == Reply(7, "ADD", True, {"cash": "5.00"}, replayed=True)
+    acct.answered(7, c.Add("ann", 500, 7), Reply(7, "ADD", True, {"cash": "5.00"}))
+    acct.record(7, 0, "add", None, 0, None, 500)
+    gc.collect()
+    assert acct.recent[0] == (7, "ADD,ann,5.00", Reply(7, "ADD", True, {"cash": "5.00"}).to_json())
+    assert not gc.is_tracked(acct.recent[0])
+    assert not gc.is_tracked(acct.transactions[0])
 
 
 def test_only_the_newest_replies_are_kept():
