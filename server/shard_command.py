@@ -25,17 +25,11 @@ def _parser() -> argparse.ArgumentParser:
     from server.cli_args import (
         ArgumentParser,
         HelpFormatter,
-        above_zero,
         at_least,
         existing_file,
         host_port,
-        url,
     )
-    from server.quotes.legacy_client import (
-        DEFAULT_HEDGE_AFTER,
-        DEFAULT_HEDGE_BUDGET,
-        DEFAULT_MAX_REQUESTS,
-    )
+    from server.shard_flags import add_shard_flags
 
     ap = ArgumentParser(prog="daytrade shard", description=main.__doc__,
                         formatter_class=HelpFormatter)
@@ -52,36 +46,12 @@ def _parser() -> argparse.ArgumentParser:
                     help="the secret the gateway proves it knows (never sent)")
     ap.add_argument("--quote-server", type=host_port, required=True, metavar="HOST:PORT",
                     help="the legacy quote server")
-    ap.add_argument("--quote-timeout", type=above_zero, default=5.0, metavar="S",
-                    help="seconds per quote fetch")
-    ap.add_argument("--quote-hedge-after", type=at_least(float, 0.0), default=DEFAULT_HEDGE_AFTER,
-                    metavar="S", help="seconds without a reply before a hedged quote request")
-    ap.add_argument("--quote-max-requests", type=at_least(int, 1), default=DEFAULT_MAX_REQUESTS,
-                    metavar="N", help="requests per quote fetch at most, hedges included")
-    ap.add_argument("--quote-hedge-budget", type=at_least(float, 1.0),
-                    default=DEFAULT_HEDGE_BUDGET, metavar="R",
-                    help="quote requests per fetch on average at most, hedges included")
-    ap.add_argument("--quote-renew-ahead", type=at_least(float, 0.0), default=15.0, metavar="S",
-                    help="a quote still in use is renewed in the background when between S/3 "
-                         "and S seconds of its 60 remain; 0: never (must exceed "
-                         "--quote-timeout)")
-    ap.add_argument("--redis-url", type=url("redis", "rediss", "unix"), metavar="URL",
-                    help="the Redis server the shards share for quotes")
-    ap.add_argument("--no-redis", action="store_true", help="run without any Redis")
-    ap.add_argument("--mongo-url", type=url("mongodb", "mongodb+srv"), metavar="URL",
-                    help="keep the journal in MongoDB instead of SQLite files in --data-dir")
-    ap.add_argument("--sweep-interval", type=at_least(float, 0.05), default=2.0, metavar="S",
-                    help="seconds between trigger sweeps")
-    ap.add_argument("--snapshot-interval", type=at_least(float, 0.05), default=30.0, metavar="S",
-                    help="the most seconds between background snapshots")
-    ap.add_argument("--snapshot-every", type=at_least(int, 1), default=100_000, metavar="N",
-                    help="journaled inputs between snapshots")
+    add_shard_flags(ap, redis_help="the Redis server the shards share for quotes",
+                    mongo_help="keep the journal in MongoDB instead of SQLite files in --data-dir")
     ap.add_argument("--tls-cert", metavar="FILE", type=existing_file,
                     help="PEM certificate: the gateway connects over TLS")
     ap.add_argument("--tls-key", metavar="FILE", type=existing_file,
                     help="PEM private key of --tls-cert")
-    ap.add_argument("--log-level", default="WARNING", type=str.upper,
-                    choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     return ap
 
 
@@ -118,12 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.index >= args.of:
         ap.error(f"argument --index: shard {args.index} of {args.of} does not exist (0 .. "
                  f"{args.of - 1})")
-    if args.no_redis == bool(args.redis_url):
+    from server.shard_flags import check_shard_flags
+
+    check_shard_flags(ap, args)
+    if not args.no_redis and not args.redis_url:
         ap.error("give one of --redis-url URL (shared by the shards) or --no-redis")
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")
-    if 0 < args.quote_renew_ahead <= args.quote_timeout:
-        ap.error("--quote-renew-ahead must be 0 or more than --quote-timeout")
     from server.shards.handshake import read_secret
 
     try:

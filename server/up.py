@@ -31,16 +31,10 @@ def _parser() -> argparse.ArgumentParser:
         existing_file,
         host_port,
         port,
-        url,
     )
     from server.cluster import parse_shard_flag
-    from server.quotes.legacy_client import (
-        DEFAULT_HEDGE_AFTER,
-        DEFAULT_HEDGE_BUDGET,
-        DEFAULT_MAX_REQUESTS,
-        HEDGE_RESERVE,
-    )
     from server.quotes.simulator import latency_spec
+    from server.shard_flags import add_shard_flags
 
     ap = ArgumentParser(prog="daytrade up", description=main.__doc__,
                                  formatter_class=HelpFormatter)
@@ -59,37 +53,8 @@ def _parser() -> argparse.ArgumentParser:
                     help="seed of the embedded simulator")
     ap.add_argument("--quote-prices", metavar="FILE",
                     help="JSON {SYM: cents} the embedded simulator quotes (re-read on change)")
-    ap.add_argument("--quote-timeout", type=above_zero, default=5.0, metavar="S",
-                    help="seconds per quote fetch")
-    ap.add_argument("--quote-hedge-after", type=at_least(float, 0.0), default=DEFAULT_HEDGE_AFTER,
-                    metavar="S",
-                    help="seconds without a reply before a quote fetch sends its next, identical "
-                         "request (hedging; the legacy server's fast replies take ~10 ms on an "
-                         "idle machine, its slow ones 1-4 s)")
-    ap.add_argument("--quote-max-requests", type=at_least(int, 1), default=DEFAULT_MAX_REQUESTS,
-                    metavar="N", help="requests per quote fetch at most, hedges included")
-    ap.add_argument("--quote-hedge-budget", type=at_least(float, 1.0),
-                    default=DEFAULT_HEDGE_BUDGET, metavar="R",
-                    help="quote requests per fetch on average at most, hedges included: a shard "
-                         f"sends no hedge that would take it over R x fetches + {HEDGE_RESERVE:g}")
-    ap.add_argument("--redis-url", type=url("redis", "rediss", "unix"), metavar="URL",
-                    help="a Redis server (default: start a private one)")
-    ap.add_argument("--no-redis", action="store_true", help="run without any Redis")
-    ap.add_argument("--mongo-url", type=url("mongodb", "mongodb+srv"), metavar="URL",
-                    help="store state in MongoDB instead of SQLite")
-    ap.add_argument("--quote-renew-ahead", type=at_least(float, 0.0), default=15.0, metavar="S",
-                    help="a quote still in use is renewed in the background when between S/3 "
-                         "and S seconds of its 60 remain (spread per quote), so that commands "
-                         "do not wait for it to be fetched again; 0: never (must exceed "
-                         "--quote-timeout)")
-    ap.add_argument("--sweep-interval", type=at_least(float, 0.05), default=2.0, metavar="S",
-                    help="seconds between trigger sweeps")
-    ap.add_argument("--snapshot-interval", type=at_least(float, 0.05), default=30.0, metavar="S",
-                    help="the most seconds between a shard's background snapshots (one is also "
-                         "taken once its journal has grown by --snapshot-every inputs); a "
-                         "restart replays the journal written since the newest one")
-    ap.add_argument("--snapshot-every", type=at_least(int, 1), default=100_000, metavar="N",
-                    help="journaled inputs (about one per command) between a shard's snapshots")
+    add_shard_flags(ap, redis_help="a Redis server (default: start a private one)",
+                    mongo_help="keep the journals in MongoDB instead of SQLite files")
     ap.add_argument("--idle-timeout", type=at_least(float, 0.0), default=15 * 60.0, metavar="S",
                     help="seconds before an idle connection is closed (0: never)")
     ap.add_argument("--max-in-flight", type=at_least(int, 1), default=2_000, metavar="N",
@@ -117,8 +82,6 @@ def _parser() -> argparse.ArgumentParser:
                              "answered shard_unavailable")
     remote.add_argument("--shard-tls-ca", metavar="FILE", type=existing_file,
                         help="connect to the shards over TLS, trusting this PEM certificate")
-    ap.add_argument("--log-level", default="WARNING", type=str.upper,
-                    choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
     return ap
 
 
@@ -157,11 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         ap.error("--tls-cert and --tls-key go together")
-    if args.no_redis and args.redis_url:
-        ap.error("--no-redis and --redis-url exclude each other")
-    if 0 < args.quote_renew_ahead <= args.quote_timeout:
-        # A command that joins a renewal in flight must get a quote still usable when it ends.
-        ap.error("--quote-renew-ahead must be 0 or more than --quote-timeout")
+    from server.shard_flags import check_shard_flags
+
+    check_shard_flags(ap, args)
     if args.tls_port is not None and not args.tls_cert:
         ap.error("--tls-port needs --tls-cert and --tls-key")
     remote = _remote_shards(ap, args)
