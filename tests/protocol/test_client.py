@@ -7,9 +7,7 @@ import gc
 import json
 import random
 import re
-import shutil
 import ssl
-import subprocess
 import weakref
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -20,6 +18,7 @@ import pytest
 from protocol.client import ConnectionLost, DaytradeClient, RequestTimeout
 from protocol.errors import ErrorCode
 from protocol.replies import PushedEvent, Reply
+from tests.support.certs import self_signed_certificate
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 Serve = Callable[[Handler], Awaitable[int]]
@@ -501,15 +500,8 @@ async def test_drain_waits_while_the_server_is_not_reading(serve: Serve) -> None
 
 @pytest.fixture(scope="module")
 def tls_cert(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A throwaway self-signed certificate for 127.0.0.1, made with the openssl tool."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl tool is not installed")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
-    return cert, key
+    """A throwaway self-signed certificate for 127.0.0.1."""
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
 
 
 async def test_requests_work_over_tls(tls_cert: tuple[Path, Path]) -> None:

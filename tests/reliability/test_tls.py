@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import re
-import shutil
 import socket
 import ssl
 import subprocess
@@ -16,6 +15,7 @@ import pytest
 
 from protocol.client import DaytradeClient
 from tests.reliability.figures import p99, record
+from tests.support.certs import self_signed_certificate
 from tests.support.lines import LineClient
 from tests.support.system import RunningSystem
 
@@ -24,14 +24,8 @@ pytestmark = pytest.mark.e2e
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[str, str]:
-    """A throwaway self-signed certificate for 127.0.0.1, made with the openssl tool."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl tool is not installed")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    """A throwaway self-signed certificate for 127.0.0.1."""
+    cert, key = self_signed_certificate(tmp_path_factory.mktemp("tls"))
     return str(cert), str(key)
 
 

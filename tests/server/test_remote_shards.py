@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -21,6 +20,7 @@ from server.store.sqlite_journal import SqliteJournal
 from tests.server.conftest import workload_prices
 from tests.server.journal_helpers import operator, user_of_shard, wait_until
 from tests.server.test_end_to_end import engine_replay, replay_through_server
+from tests.support.certs import self_signed_certificate
 from tests.support.oracle import comparable
 from tests.support.shards import QuoteProcess, ShardProcess
 from tests.support.system import RunningSystem
@@ -223,14 +223,8 @@ def test_a_restarted_gateway_gives_txns_above_every_txn_the_shards_journaled(clu
 
 @pytest.fixture(scope="module")
 def certificate(tmp_path_factory) -> tuple[str, str]:
-    """A throwaway self-signed certificate for 127.0.0.1, made with the openssl tool."""
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl tool is not installed")
-    directory = tmp_path_factory.mktemp("tls")
-    cert, key = directory / "cert.pem", directory / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    """A throwaway self-signed certificate for 127.0.0.1."""
+    cert, key = self_signed_certificate(tmp_path_factory.mktemp("tls"))
     return str(cert), str(key)
 
 

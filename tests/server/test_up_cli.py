@@ -5,7 +5,6 @@ and an operator token that survives a restart."""
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.certs import self_signed_certificate
 from tests.support.procs import SESSION, live_processes
 from tests.support.system import RunningSystem
 
@@ -63,12 +63,7 @@ def test_a_port_in_use_is_one_line_a_failure_and_leaves_nothing_running(tmp_path
 
 def test_a_tls_port_in_use_is_one_line_a_failure_and_leaves_nothing_running(tmp_path,
                                                                               taken_port):
-    if shutil.which("openssl") is None:
-        pytest.skip("the openssl tool is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-                    "-subj", "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True)
+    cert, key = self_signed_certificate(tmp_path)
     # the plain port is free, so simulator, Redis and store are up when the TLS port fails
     result, left = up_in_its_own_session("--port", "0", "--data-dir", str(tmp_path / "data"),
                                          "--tls-cert", str(cert), "--tls-key", str(key),
