@@ -55,6 +55,7 @@ HEDGE_RESERVE = 10.0
 FETCH_MS_BUCKETS = (25, 50, 100, 250, 1_000, 2_000)
 
 _TIMESTAMP = re.compile(r"[0-9]{1,16}")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")  # C0, DEL and C1
 _MAX_REPLY = 1024
 
 
@@ -88,7 +89,7 @@ def parse_quote_reply(line: bytes, symbol: str, user: str) -> PriceQuote:
         raise BadQuoteReply(f"bad price {price_text!r}")
     if not _TIMESTAMP.fullmatch(time_text):
         raise BadQuoteReply(f"bad timestamp {time_text!r}")
-    if not key or any(ord(c) < 32 or 127 <= ord(c) < 160 for c in key):
+    if not key or _CONTROL.search(key):
         raise BadQuoteReply("empty cryptokey or one with control characters")
     return PriceQuote(symbol, price, int(time_text), key, user, fresh=True)
 

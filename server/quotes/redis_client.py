@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -87,10 +87,10 @@ class Script:
     """A Lua script, run with EVALSHA (falling back to EVAL the first time Redis lacks it)."""
 
     body: str
+    sha: str = field(init=False)  # computed once: every quote fetch runs two scripts
 
-    @property
-    def sha(self) -> str:
-        return hashlib.sha1(self.body.encode()).hexdigest()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "sha", hashlib.sha1(self.body.encode()).hexdigest())
 
 
 @dataclass(slots=True)
