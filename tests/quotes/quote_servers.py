@@ -40,6 +40,19 @@ class FakeClockReactor:
     def connectTCP(self, *args: Any, **kwargs: Any) -> Any:
         return reactor.connectTCP(*args, **kwargs)
 
+    # Sockets the quote client watches itself (its direct attempts).
+    def addReader(self, selectable: Any) -> None:
+        reactor.addReader(selectable)
+
+    def addWriter(self, selectable: Any) -> None:
+        reactor.addWriter(selectable)
+
+    def removeReader(self, selectable: Any) -> None:
+        reactor.removeReader(selectable)
+
+    def removeWriter(self, selectable: Any) -> None:
+        reactor.removeWriter(selectable)
+
     def listenTCP(self, *args: Any, **kwargs: Any) -> Any:
         return reactor.listenTCP(*args, **kwargs)
 

@@ -167,7 +167,8 @@ class LegacyClientTest(TestCase):
     async def test_a_refused_connection_is_quote_unavailable(self):
         client = self.client(_closed_port(), timeout=5.0, hedge_after=1.0, max_requests=2)
         d = client.fetch("ABC", "bob")
-        await wait_until(lambda: d.called)  # the clock stands still: no timer ended it
+        # The clock only turns by 0 (a failed connect is reported a turn later): no timer ended it.
+        await wait_until(lambda: self.reactor.advance(0) or d.called)
         with pytest.raises(QuoteUnavailable):
             await d
         assert (client.requests_sent, client.failures) == (2, 1)
@@ -245,3 +246,24 @@ class LegacyClientTest(TestCase):
         with pytest.raises(CancelledError):
             await d
         await server.all_closed()
+
+    async def test_the_request_leaves_in_the_turn_that_opens_the_connection(self):
+        # A plain listening socket, read without any reactor turn in between: connectTCP needed
+        # three turns before the request went out.
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            listener.settimeout(5.0)
+            client = self.client(listener.getsockname()[1], timeout=5.0)
+            d = client.fetch("ABC", "bob")
+            conn, _ = listener.accept()
+            with conn:
+                conn.settimeout(5.0)
+                assert conn.recv(100) == b"ABC,bob\n"
+                conn.sendall(b"12.34,ABC,bob,1700000000000,key\n")
+            quote = await d
+        assert (quote.symbol, quote.price, quote.fresh) == ("ABC", 1234, True)
+
+    async def test_a_host_name_still_works_through_twisteds_resolver(self):
+        _, port = listen_simulator(self, seed=8)
+        client = LegacyQuoteClient("localhost", port, reactor=self.reactor)
+        quote = await client.fetch("IBM", "carol")
+        assert quote.symbol == "IBM" and client.requests_sent == 1

@@ -53,7 +53,7 @@ class FakeServer:
 
 def _client(**options) -> tuple[LegacyQuoteClient, FakeServer, MemoryReactorClock]:
     reactor = MemoryReactorClock()
-    client = LegacyQuoteClient("127.0.0.1", 4444, reactor=reactor, **options)
+    client = LegacyQuoteClient("127.0.0.1", 4444, reactor=reactor, direct=False, **options)
     return client, FakeServer(reactor), reactor
 
 
@@ -63,7 +63,7 @@ def _line(key: str, symbol: str = "ABC") -> bytes:
 
 def test_the_defaults_hedge_once_after_a_quarter_second_within_the_budget():
     assert (DEFAULT_HEDGE_AFTER, DEFAULT_MAX_REQUESTS, DEFAULT_HEDGE_BUDGET) == (0.25, 2, 1.45)
-    client = LegacyQuoteClient("127.0.0.1", 4444, reactor=MemoryReactorClock())
+    client = LegacyQuoteClient("127.0.0.1", 4444, reactor=MemoryReactorClock(), direct=False)
     assert (client.hedge_after, client.max_requests, client.hedge_budget) == (0.25, 2, 1.45)
 
 
@@ -187,7 +187,8 @@ def test_a_failed_attempt_is_retried_only_within_the_budget():
 )
 def test_nonsense_settings_are_refused(options):
     with pytest.raises(ValueError):
-        LegacyQuoteClient("127.0.0.1", 4444, reactor=MemoryReactorClock(), **options)
+        LegacyQuoteClient("127.0.0.1", 4444, reactor=MemoryReactorClock(), direct=False,
+                          **options)
 
 
 def test_counters_show_hedges_and_how_long_fetches_took():
