@@ -368,9 +368,13 @@ class _DirectAttempt:
         self._unsent = fetch.request
         self._watching: tuple[bool, bool] = (False, False)  # reading, writing
         self._starting = True  # the fetch adds this attempt once it is made: fail it later
-        self._sock: socket.socket | None = socket.socket(family, socket.SOCK_STREAM)
-        self._sock.setblocking(False)
-        err = self._sock.connect_ex(address)
+        self._sock: socket.socket | None = None
+        try:
+            self._sock = socket.socket(family, socket.SOCK_STREAM)
+            self._sock.setblocking(False)
+            err = self._sock.connect_ex(address)
+        except OSError as exc:  # out of file descriptors, say
+            err = exc.errno or errno.EIO
         if err in (0, errno.EINPROGRESS, errno.EWOULDBLOCK):
             self._send()
         else:
