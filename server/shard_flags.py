@@ -12,6 +12,7 @@ from server.quotes.legacy_client import (
     DEFAULT_MAX_REQUESTS,
     HEDGE_RESERVE,
 )
+from server.shards.snapshots import SNAPSHOT_EVERY
 
 
 def add_shard_flags(ap: argparse.ArgumentParser, *, redis_help: str, mongo_help: str) -> None:
@@ -45,8 +46,9 @@ def add_shard_flags(ap: argparse.ArgumentParser, *, redis_help: str, mongo_help:
                     help="the most seconds between a shard's background snapshots (one is also "
                          "taken once its journal has grown by --snapshot-every inputs); a "
                          "restart replays the journal written since the newest one")
-    ap.add_argument("--snapshot-every", type=at_least(int, 1), default=100_000, metavar="N",
-                    help="journaled inputs (about one per command) between a shard's snapshots")
+    ap.add_argument("--snapshot-every", type=at_least(int, 1), default=SNAPSHOT_EVERY, metavar="N",
+                    help="journaled inputs (about one per command) between a shard's snapshots; "
+                         "a restart after a crash replays at most about this many")
     ap.add_argument("--log-level", default="WARNING", type=str.upper,
                     choices=["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"])
 

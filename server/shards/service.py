@@ -41,7 +41,7 @@ from server.shards import inputs as inp
 from server.shards import recovery
 from server.shards.channel import Frame, pack_records
 from server.shards.engine import DumpRequest, Engine, NeedQuote, quote_unavailable
-from server.shards.snapshots import SNAPSHOT_SLICE_GAP, SnapshotTaker
+from server.shards.snapshots import SNAPSHOT_EVERY, SNAPSHOT_SLICE_GAP, SnapshotTaker
 from server.shards.threadname import set_native_name
 from server.store import codec
 from server.store.journal_port import JournalFenced, ShardJournal
@@ -52,9 +52,6 @@ log = logging.getLogger("daytrade.shard")
 _ALL_USERS = "\x00all"
 #: Exit status of a shard that found another writer of its journal (never restart it blindly).
 EXIT_FENCED = 75
-#: A snapshot is taken once this many inputs were journaled since the last one (or once the
-#: last one is `snapshot_interval` old): a restart replays at most about this many (~1 s here).
-SNAPSHOT_EVERY = 100_000
 
 
 def shard_of(user: str, shards: int) -> int:
@@ -191,7 +188,11 @@ class ShardService:
 
     def recover(self) -> None:
         """Load the newest snapshot and replay the journal after it through the engine."""
+        started = time.monotonic()
         state = recovery.recover(self.engine, self.journal)
+        log.info("shard %d recovered in %.2f s: %d accounts, the snapshot of record %d, then "
+                 "%d records (%d inputs) replayed", self.index, time.monotonic() - started,
+                 len(self.engine.accounts), state.snapshot_seq, state.replayed, state.inputs)
         self._seq = state.seq
         self.max_txn = self.journal.max_txn()
         self.replayed = state.replayed

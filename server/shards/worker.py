@@ -22,6 +22,7 @@ from server.quotes.legacy_client import (
     DEFAULT_HEDGE_BUDGET,
     DEFAULT_MAX_REQUESTS,
 )
+from server.shards.snapshots import SNAPSHOT_EVERY
 
 if TYPE_CHECKING:
     from server.shards.service import ShardService
@@ -47,7 +48,7 @@ class ShardConfig:
     sweep_interval: float = 2.0
     quote_renew_ahead: float = 0.0  # seconds; 0: quotes are fetched only when a command needs one
     snapshot_interval: float = 30.0
-    snapshot_every: int = 100_000
+    snapshot_every: int = SNAPSHOT_EVERY
     crash_at: str | None = None  # "after_apply" | "after_commit": fault injection for tests
     log_level: str = "WARNING"
     extra: dict[str, str] = field(default_factory=dict)

