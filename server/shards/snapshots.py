@@ -30,8 +30,9 @@ log = logging.getLogger("daytrade.shard")
 #: A snapshot is taken once this many inputs were journaled since the last one (or once the
 #: last one is `snapshot_interval` old), so a restart replays at most about this many. Replay
 #: runs at ~11 us an input here: with 100,000, a SIGKILLed `daytrade up` on final_2019's data
-#: answered after 2.1 s (both shards replaying on 2 cores); with 50,000, after ~1.5 s, for one
-#: more snapshot of every changed account each ~1.5 s at 36,000 commands/s.
+#: answered after 2.05-2.07 s (both shards replaying on 2 cores); with 50,000, after 1.54-1.58 s,
+#: for a snapshot every ~2.8 s a shard at 36,000 commands/s (disk per command unchanged, 422-424
+#: bytes, as the account docs are compressed; 2026-12-05).
 SNAPSHOT_EVERY = 50_000
 
 #: Accounts captured and encoded per slice (about 1 ms of work at final_2019's sizes).
